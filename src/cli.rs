@@ -1,0 +1,101 @@
+//! Command-line interface. Every flag can also be set with an environment
+//! variable `PROTOGATE_<FLAG>`; flags win over the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::gateway::Settings;
+
+/// protogate: a REST/JSON → gRPC gateway driven by descriptors at runtime.
+#[derive(Debug, Parser)]
+#[command(name = "protogate", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log output format.
+    #[arg(
+        long,
+        global = true,
+        env = "PROTOGATE_LOG_FORMAT",
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Print the route table.
+    Routes(CommonArgs),
+    /// Validate descriptors and routes.yaml; exit 1 listing every problem.
+    Check(CommonArgs),
+}
+
+/// Flags shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// A FileDescriptorSet (.binpb/.pb/.desc), a .proto file, or a directory of them; repeatable.
+    #[arg(
+        long = "descriptors",
+        env = "PROTOGATE_DESCRIPTORS",
+        default_value = "descriptors",
+        value_delimiter = ','
+    )]
+    pub descriptors: Vec<PathBuf>,
+    /// routes.yaml (default: ./routes.yaml when it exists).
+    #[arg(long, env = "PROTOGATE_ROUTES")]
+    pub routes: Option<PathBuf>,
+}
+
+/// `serve` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Descriptors and routes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The default upstream gRPC server, e.g. http://127.0.0.1:50051.
+    #[arg(long, env = "PROTOGATE_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "PROTOGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+impl CommonArgs {
+    /// The gateway settings these flags describe.
+    pub fn settings(&self) -> Settings {
+        let routes = self.routes.clone().or_else(|| {
+            let default = PathBuf::from("routes.yaml");
+            default.exists().then_some(default)
+        });
+        Settings {
+            descriptors: self.descriptors.clone(),
+            routes,
+            upstream: None,
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The gateway settings these flags describe.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            upstream: self.upstream.clone(),
+            ..self.common.settings()
+        }
+    }
+}

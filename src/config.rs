@@ -1,0 +1,503 @@
+//! The `routes.yaml` schema: a google.api.Service `http:` section plus a few
+//! sections of our own. Every struct rejects unknown keys, so a typo is an
+//! error that names the key instead of a setting that silently does nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole routes.yaml file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// google.api.Service `http` section: rules that map methods to routes.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Named upstreams, each serving some services (none listed = the default).
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Per-method deadlines by selector: `pkg.Service.Method`, `pkg.Service.*` or `*`.
+    #[serde(default)]
+    pub timeouts: BTreeMap<String, ConfigDuration>,
+    /// JSON mapping options.
+    #[serde(default)]
+    pub json: JsonOptions,
+    /// Route generation options.
+    #[serde(default)]
+    pub routing: RoutingOptions,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Header ↔ metadata forwarding.
+    #[serde(default)]
+    pub headers: HeaderOptions,
+}
+
+/// google.api.Http.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The rules; a rule for a selector replaces that method's annotation.
+    #[serde(default)]
+    pub rules: Vec<HttpRule>,
+    /// Accepted for compatibility with google.api.Http; multi-segment
+    /// variables are then fully decoded.
+    #[serde(default, alias = "fullyDecodeReservedExpansion")]
+    pub fully_decode_reserved_expansion: bool,
+}
+
+/// google.api.HttpRule, in YAML (snake_case) or proto3 JSON (lowerCamel) form.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRule {
+    /// The fully qualified method, e.g. `library.v1.LibraryService.GetBook`.
+    #[serde(default)]
+    pub selector: String,
+    /// `GET` template.
+    pub get: Option<String>,
+    /// `PUT` template.
+    pub put: Option<String>,
+    /// `POST` template.
+    pub post: Option<String>,
+    /// `DELETE` template.
+    pub delete: Option<String>,
+    /// `PATCH` template.
+    pub patch: Option<String>,
+    /// Any other HTTP method, or `*` for all.
+    pub custom: Option<CustomPattern>,
+    /// `""` (no body), `"*"` (all fields not bound by the path) or a top-level field.
+    #[serde(default)]
+    pub body: String,
+    /// A top-level response field to use as the HTTP body.
+    #[serde(default, alias = "responseBody")]
+    pub response_body: String,
+    /// More routes for the same method (one level deep).
+    #[serde(default, alias = "additionalBindings")]
+    pub additional_bindings: Vec<HttpRule>,
+}
+
+/// google.api.CustomHttpPattern.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPattern {
+    /// The HTTP method, e.g. `HEAD`, or `*`.
+    pub kind: String,
+    /// The path template.
+    pub path: String,
+}
+
+impl HttpRule {
+    /// The (method, template) pairs this rule declares, ignoring additional bindings.
+    pub fn patterns(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        for (m, t) in [
+            ("GET", &self.get),
+            ("PUT", &self.put),
+            ("POST", &self.post),
+            ("DELETE", &self.delete),
+            ("PATCH", &self.patch),
+        ] {
+            if let Some(t) = t {
+                out.push((m.to_string(), t.as_str()));
+            }
+        }
+        if let Some(c) = &self.custom {
+            out.push((c.kind.clone(), c.path.as_str()));
+        }
+        out
+    }
+}
+
+/// One upstream gRPC server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `http://host:port` (h2c) or `https://host:port` (TLS).
+    pub url: String,
+    /// Fully qualified services it serves; empty = every service not served elsewhere.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Default deadline of calls to this upstream.
+    pub timeout: Option<ConfigDuration>,
+}
+
+/// How request and response JSON is mapped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonOptions {
+    /// Emit fields that hold their default value (`0`, `""`, `[]`).
+    pub emit_defaults: bool,
+    /// Use proto field names (`page_count`) instead of lowerCamel (`pageCount`) in responses.
+    pub proto_field_names: bool,
+    /// Emit enums as numbers instead of names.
+    pub enums_as_ints: bool,
+    /// Indent responses (also per request with `?pretty`).
+    pub pretty: bool,
+    /// What to do with JSON body fields the message does not have.
+    pub unknown_fields: UnknownPolicy,
+    /// What to do with query parameters that name no field.
+    pub unknown_query_params: UnknownPolicy,
+}
+
+impl Default for JsonOptions {
+    fn default() -> Self {
+        JsonOptions {
+            emit_defaults: false,
+            proto_field_names: false,
+            enums_as_ints: false,
+            pretty: false,
+            unknown_fields: UnknownPolicy::Reject,
+            unknown_query_params: UnknownPolicy::Reject,
+        }
+    }
+}
+
+/// Reject (400) or ignore unknown input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    /// Answer 400 naming the unknown field.
+    Reject,
+    /// Drop it silently.
+    Ignore,
+}
+
+/// Route generation options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingOptions {
+    /// Map methods with no rule to `POST /pkg.Service/Method` with body `*`.
+    pub auto_map: bool,
+}
+
+impl Default for RoutingOptions {
+    fn default() -> Self {
+        RoutingOptions { auto_map: true }
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body (bytes, or `4MiB`, `512KiB`, …).
+    pub max_body_bytes: ByteSize,
+    /// Largest accepted upstream response message.
+    pub max_response_bytes: ByteSize,
+    /// Deadline of calls with no `grpc-timeout` header and no configured timeout.
+    pub default_timeout: ConfigDuration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: ByteSize(4 * 1024 * 1024),
+            max_response_bytes: ByteSize(16 * 1024 * 1024),
+            default_timeout: ConfigDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Header ↔ metadata forwarding.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeaderOptions {
+    /// Request headers forwarded as metadata besides the built-in allowlist
+    /// (`authorization`, `x-request-id`, `traceparent`, `tracestate`) and `Grpc-Metadata-*`.
+    pub forward: Vec<String>,
+}
+
+/// A duration written as `30s`, `1.5s`, `250ms`, `2m` or `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(f64),
+            Text(String),
+        }
+        let parsed = match Raw::deserialize(d)? {
+            Raw::Secs(s) => Duration::try_from_secs_f64(s).map_err(|e| e.to_string()),
+            Raw::Text(t) => parse_duration(&t),
+        };
+        parsed.map(ConfigDuration).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `30s`, `1.5s`, `250ms`, `2m`, `1h`.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(protogate::config::parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+/// assert!(protogate::config::parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: use e.g. 30s, 1.5s, 250ms, 2m"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 30s, 1.5s, 250ms, 2m"))?;
+    Duration::try_from_secs_f64(n * scale).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+/// A size in bytes, written as a number or with a unit (`4MiB`, `512KiB`, `1MB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(b) => Ok(ByteSize(b)),
+            Raw::Text(t) => parse_size(&t)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "KiB" => 1024,
+        "MB" => 1_000_000,
+        "MiB" => 1024 * 1024,
+        "GB" => 1_000_000_000,
+        "GiB" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: use e.g. 4194304, 4MiB, 512KiB"
+            ));
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("invalid size {text:?}: use e.g. 4194304, 4MiB, 512KiB"))
+}
+
+/// Why routes.yaml could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or does not fit the schema.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line and column.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a routes.yaml file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses and validates routes.yaml text.
+    ///
+    /// ```
+    /// let err = protogate::config::Config::parse("json: {emit_default: true}").unwrap_err();
+    /// assert!(err.contains("unknown field `emit_default`"), "{err}");
+    /// ```
+    pub fn parse(text: &str) -> Result<Config, String> {
+        // An empty file (or only comments) is a valid, empty configuration.
+        let config: Config = if text.lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#')
+        }) {
+            Config::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| e.to_string())?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let defaults: Vec<&String> = self
+            .upstreams
+            .iter()
+            .filter(|(_, u)| u.services.is_empty())
+            .map(|(n, _)| n)
+            .collect();
+        if defaults.len() > 1 {
+            problems.push(format!(
+                "upstreams: only one upstream may omit `services` (the default); found {}",
+                defaults
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut seen = BTreeMap::new();
+        for (name, u) in &self.upstreams {
+            if let Err(e) = validate_upstream_url(&u.url) {
+                problems.push(format!("upstreams.{name}.url: {e}"));
+            }
+            for s in &u.services {
+                if let Some(other) = seen.insert(s.clone(), name.clone()) {
+                    problems.push(format!(
+                        "upstreams: service {s} is assigned to both {other} and {name}"
+                    ));
+                }
+            }
+        }
+        for (i, rule) in self.http.rules.iter().enumerate() {
+            if rule.selector.is_empty() {
+                problems.push(format!("http.rules[{i}]: selector is required"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+}
+
+/// Checks an upstream URL: `http://` or `https://` with a host and port.
+pub fn validate_upstream_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("invalid URL {url:?}: scheme must be http or https")),
+    }
+    if uri.host().is_none() {
+        return Err(format!("invalid URL {url:?}: no host"));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_service_config_rules() {
+        let c = Config::parse(
+            r#"
+http:
+  rules:
+    - selector: a.B.C
+      get: /v1/{name=things/*}
+      additional_bindings:
+        - post: /v1/things:search
+          body: "*"
+    - selector: a.B.D
+      custom: {kind: HEAD, path: /v1/x}
+      response_body: items
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.http.rules.len(), 2);
+        assert_eq!(c.http.rules[0].additional_bindings[0].body, "*");
+        assert_eq!(
+            c.http.rules[1].patterns(),
+            vec![("HEAD".to_string(), "/v1/x")]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        for (yaml, key) in [
+            ("htp: {}", "htp"),
+            ("http: {rulez: []}", "rulez"),
+            ("http: {rules: [{selector: a.B.C, gett: /x}]}", "gett"),
+            ("limits: {max_body: 1}", "max_body"),
+            (
+                "upstreams: {a: {url: 'http://x:1', service: []}}",
+                "service",
+            ),
+        ] {
+            let err = Config::parse(yaml).unwrap_err();
+            assert!(
+                err.contains(&format!("unknown field `{key}`")),
+                "{yaml}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        let c = Config::parse(
+            "limits: {max_body_bytes: 512KiB, default_timeout: 250ms}\ntimeouts: {'a.B.*': 2}",
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_body_bytes, ByteSize(512 * 1024));
+        assert_eq!(c.limits.default_timeout.0, Duration::from_millis(250));
+        assert_eq!(c.timeouts["a.B.*"].0, Duration::from_secs(2));
+        assert!(Config::parse("limits: {max_body_bytes: 4XB}").is_err());
+        assert!(Config::parse("limits: {default_timeout: forever}").is_err());
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn upstream_validation() {
+        let err = Config::parse(
+            "upstreams: {a: {url: 'ftp://x:1'}, b: {url: 'http://y:2'}, c: {url: 'http://z:3', services: [s.S]}, d: {url: 'http://w:4', services: [s.S]}}",
+        )
+        .unwrap_err();
+        assert!(err.contains("upstreams.a.url"), "{err}");
+        assert!(err.contains("only one upstream may omit"), "{err}");
+        assert!(
+            err.contains("service s.S is assigned to both c and d"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_file_is_empty_config() {
+        let c = Config::parse("# nothing here\n\n").unwrap();
+        assert!(c.http.rules.is_empty());
+        assert!(c.routing.auto_map);
+    }
+}

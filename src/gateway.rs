@@ -1,0 +1,268 @@
+//! The loaded gateway: descriptors, routes, backends and options, resolved
+//! once at startup into an immutable snapshot that request handlers share.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use prost_reflect::DescriptorPool;
+
+use crate::call::Backend;
+use crate::config::{Config, ConfigError};
+use crate::descriptors::{self, DescriptorError};
+use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
+use crate::transcode::{RequestOptions, ResponseOptions};
+use crate::upstream::GrpcUpstream;
+
+/// Request headers forwarded as metadata without configuration.
+pub const DEFAULT_FORWARDED_HEADERS: &[&str] =
+    &["authorization", "x-request-id", "traceparent", "tracestate"];
+
+/// What the gateway is built from (the CLI's flags, resolved).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Descriptor sets, `.proto` files or directories.
+    pub descriptors: Vec<PathBuf>,
+    /// routes.yaml, if any.
+    pub routes: Option<PathBuf>,
+    /// `--upstream`: overrides the default upstream's URL.
+    pub upstream: Option<String>,
+}
+
+/// Why the gateway could not be built; `check` lists every problem.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Descriptors.
+    #[error(transparent)]
+    Descriptors(#[from] DescriptorError),
+    /// routes.yaml.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Rules, upstreams or timeouts that do not fit the descriptors.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Rules(Vec<RuleError>),
+}
+
+/// The immutable, loaded gateway.
+pub struct Gateway {
+    /// Every descriptor, for transcoding and error details.
+    pub pool: DescriptorPool,
+    /// Routes and their matcher.
+    pub table: RouteTable,
+    /// Per route id: the backend, if one is configured.
+    pub backends: Vec<Option<Arc<dyn Backend>>>,
+    /// Per route id: the deadline when the client sends no `grpc-timeout`.
+    pub timeouts: Vec<Duration>,
+    /// Request decoding options.
+    pub request_options: RequestOptions,
+    /// Response rendering options.
+    pub response_options: ResponseOptions,
+    /// Largest accepted request body.
+    pub max_body_bytes: u64,
+    /// Headers forwarded as metadata (lowercase).
+    pub forwarded_headers: HashSet<HeaderName>,
+    /// The configuration it was built from.
+    pub config: Config,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("routes", &self.table.routes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Loads descriptors and routes.yaml and builds everything.
+    pub fn load(settings: &Settings) -> Result<Gateway, LoadError> {
+        let config = match &settings.routes {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let loaded = descriptors::load(&settings.descriptors)?;
+        Gateway::build(loaded.pool, config, settings.upstream.as_deref())
+    }
+
+    /// Builds from an already loaded pool and config.
+    pub fn build(
+        pool: DescriptorPool,
+        config: Config,
+        upstream_override: Option<&str>,
+    ) -> Result<Gateway, LoadError> {
+        let opts = RulesOptions {
+            auto_map: config.routing.auto_map,
+            fully_decode_reserved_expansion: config.http.fully_decode_reserved_expansion,
+        };
+        let mut errors = Vec::new();
+        let table = match rules::build(&pool, &config.http.rules, &opts) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        };
+        let upstreams = resolve_upstreams(&pool, &config, upstream_override, &mut errors);
+        check_timeout_selectors(&pool, &config, &mut errors);
+        let forwarded_headers = forwarded_headers(&config, &mut errors);
+        let Some(table) = table.filter(|_| errors.is_empty()) else {
+            return Err(LoadError::Rules(errors));
+        };
+
+        let mut backends = Vec::with_capacity(table.routes.len());
+        let mut timeouts = Vec::with_capacity(table.routes.len());
+        for route in &table.routes {
+            let service = route.method.parent_service().full_name().to_string();
+            let upstream = upstreams
+                .by_service
+                .get(&service)
+                .or(upstreams.default.as_ref());
+            backends.push(upstream.map(|(b, _)| b.clone()));
+            let upstream_timeout = upstream.and_then(|(_, t)| *t);
+            timeouts.push(
+                timeout_for(&config, route)
+                    .or(upstream_timeout)
+                    .unwrap_or(config.limits.default_timeout.0),
+            );
+        }
+        Ok(Gateway {
+            pool,
+            backends,
+            timeouts,
+            request_options: RequestOptions {
+                unknown_fields: config.json.unknown_fields,
+                unknown_query_params: config.json.unknown_query_params,
+            },
+            response_options: ResponseOptions::from(&config.json),
+            max_body_bytes: config.limits.max_body_bytes.0,
+            forwarded_headers,
+            table,
+            config,
+        })
+    }
+
+    /// The routes, in table order.
+    pub fn routes(&self) -> &[Route] {
+        &self.table.routes
+    }
+}
+
+type UpstreamEntry = (Arc<dyn Backend>, Option<Duration>);
+
+struct Upstreams {
+    default: Option<UpstreamEntry>,
+    by_service: HashMap<String, UpstreamEntry>,
+}
+
+fn resolve_upstreams(
+    pool: &DescriptorPool,
+    config: &Config,
+    cli: Option<&str>,
+    errors: &mut Vec<RuleError>,
+) -> Upstreams {
+    let max = usize::try_from(config.limits.max_response_bytes.0).unwrap_or(usize::MAX);
+    let mut out = Upstreams {
+        default: None,
+        by_service: HashMap::new(),
+    };
+    let mut make = |name: &str, url: &str| -> Option<Arc<dyn Backend>> {
+        match GrpcUpstream::new(url, max) {
+            Ok(u) => Some(Arc::new(u)),
+            Err(message) => {
+                errors.push(RuleError {
+                    rule: format!("upstream {name}"),
+                    message,
+                });
+                None
+            }
+        }
+    };
+    let mut entries: Vec<(String, Vec<String>, Option<Duration>, Arc<dyn Backend>)> = Vec::new();
+    for (name, u) in &config.upstreams {
+        let url = match (u.services.is_empty(), cli) {
+            (true, Some(cli)) => cli,
+            _ => u.url.as_str(),
+        };
+        if let Some(b) = make(name, url) {
+            entries.push((name.clone(), u.services.clone(), u.timeout.map(|t| t.0), b));
+        }
+    }
+    let has_default = config.upstreams.values().any(|u| u.services.is_empty());
+    if let (false, Some(cli)) = (has_default, cli)
+        && let Some(b) = make("--upstream", cli)
+    {
+        out.default = Some((b, None));
+    }
+    for (name, services, timeout, backend) in entries {
+        if services.is_empty() {
+            out.default = Some((backend, timeout));
+            continue;
+        }
+        for s in services {
+            if pool.get_service_by_name(&s).is_none() {
+                errors.push(RuleError {
+                    rule: format!("upstreams.{name}.services"),
+                    message: format!("service {s} is not in the descriptors"),
+                });
+            }
+            out.by_service.insert(s, (backend.clone(), timeout));
+        }
+    }
+    out
+}
+
+/// Most specific selector wins: `pkg.Service.Method`, then `pkg.Service.*`, then `*`.
+fn timeout_for(config: &Config, route: &Route) -> Option<Duration> {
+    let method = route.method.full_name();
+    let service = format!("{}.*", route.method.parent_service().full_name());
+    [method, service.as_str(), "*"]
+        .iter()
+        .find_map(|s| config.timeouts.get(*s))
+        .map(|d| d.0)
+}
+
+fn check_timeout_selectors(pool: &DescriptorPool, config: &Config, errors: &mut Vec<RuleError>) {
+    let methods: BTreeSet<String> = pool
+        .services()
+        .flat_map(|s| {
+            s.methods()
+                .map(|m| m.full_name().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for sel in config.timeouts.keys() {
+        let ok = sel == "*"
+            || methods.contains(sel)
+            || sel
+                .strip_suffix(".*")
+                .is_some_and(|s| pool.get_service_by_name(s).is_some());
+        if !ok {
+            errors.push(RuleError {
+                rule: format!("timeouts.{sel}"),
+                message: "selector names no method or service in the descriptors".into(),
+            });
+        }
+    }
+}
+
+fn forwarded_headers(config: &Config, errors: &mut Vec<RuleError>) -> HashSet<HeaderName> {
+    let mut out = HashSet::new();
+    for h in DEFAULT_FORWARDED_HEADERS
+        .iter()
+        .copied()
+        .chain(config.headers.forward.iter().map(String::as_str))
+    {
+        match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+            Ok(n) => {
+                out.insert(n);
+            }
+            Err(_) => errors.push(RuleError {
+                rule: "headers.forward".into(),
+                message: format!("{h:?} is not a valid header name"),
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,20 @@
+//! protogate: a REST/JSON → gRPC gateway.
+//!
+//! Descriptors are loaded at runtime ([`descriptors`]), `google.api.http`
+//! rules become routes ([`routing`]), JSON is transcoded to and from protobuf
+//! ([`transcode`]), and a protocol adapter ([`protocol`]) turns each HTTP
+//! request into a [`call::Call`] that a [`call::Backend`] runs
+//! ([`upstream`]). See DESIGN.md for the shape.
+
+pub mod call;
+pub mod cli;
+pub mod config;
+pub mod descriptors;
+pub mod gateway;
+pub mod protocol;
+pub mod report;
+pub mod routing;
+pub mod server;
+pub mod status;
+pub mod transcode;
+pub mod upstream;

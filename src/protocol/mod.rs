@@ -1,0 +1,5 @@
+//! Protocol adapters: each turns one kind of HTTP request into a Call and the
+//! Call's result back into HTTP.
+
+pub mod metadata;
+pub mod rest;

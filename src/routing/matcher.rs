@@ -1,0 +1,521 @@
+//! A compiled trie of path templates: `(HTTP method, path)` → route and
+//! variable bindings.
+//!
+//! Precedence follows google.api.http: at every segment a literal beats `*`,
+//! which beats `**`; the search backtracks, so a less specific template still
+//! answers when the more specific one has no route for the request's method.
+//! A `:verb` suffix is split off only when some template declares that verb.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+use super::template::{PathTemplate, Segment};
+
+/// Which HTTP methods a route answers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MethodFilter {
+    /// Exactly this method.
+    Exact(Method),
+    /// Any method (`custom: {kind: "*"}`).
+    Any,
+}
+
+impl MethodFilter {
+    fn accepts(&self, m: &Method) -> bool {
+        match self {
+            MethodFilter::Exact(x) => x == m,
+            MethodFilter::Any => true,
+        }
+    }
+
+    fn overlaps(&self, other: &MethodFilter) -> bool {
+        match (self, other) {
+            (MethodFilter::Exact(a), MethodFilter::Exact(b)) => a == b,
+            _ => true,
+        }
+    }
+}
+
+impl std::fmt::Display for MethodFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MethodFilter::Exact(m) => f.write_str(m.as_str()),
+            MethodFilter::Any => f.write_str("*"),
+        }
+    }
+}
+
+/// A successful match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// The route id given to [`Matcher::insert`].
+    pub route: usize,
+    /// One decoded value per template variable, in the template's order.
+    pub bindings: Vec<String>,
+}
+
+/// Why no route answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchError {
+    /// No template matches the path.
+    NotFound,
+    /// Templates match the path, but none for this method; the methods that
+    /// would be accepted (`*` when any is).
+    MethodNotAllowed(Vec<String>),
+    /// A path variable does not decode to UTF-8.
+    BadEncoding {
+        /// The field the variable binds.
+        field: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    literals: HashMap<String, Node>,
+    single: Option<Box<Node>>,
+    multi: Option<Box<Node>>,
+    ends: Vec<End>,
+}
+
+#[derive(Debug)]
+struct End {
+    verb: Option<String>,
+    method: MethodFilter,
+    route: usize,
+}
+
+/// The compiled route table.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    root: Node,
+    verbs: HashSet<String>,
+    templates: HashMap<usize, PathTemplate>,
+    fully_decode: bool,
+}
+
+/// One request path segment: raw (as sent) and fully decoded (for literals).
+struct PathSegment<'a> {
+    raw: &'a str,
+    decoded: String,
+}
+
+impl Matcher {
+    /// An empty matcher.
+    pub fn new() -> Matcher {
+        Matcher::default()
+    }
+
+    /// Fully decode multi-segment variables too (google.api.Http's
+    /// `fully_decode_reserved_expansion`).
+    pub fn set_fully_decode_reserved(&mut self, yes: bool) {
+        self.fully_decode = yes;
+    }
+
+    /// Adds a route. Fails with the id of an existing route that matches
+    /// exactly the same requests.
+    ///
+    /// ```
+    /// use protogate::routing::matcher::{Matcher, MethodFilter};
+    /// use protogate::routing::template::PathTemplate;
+    /// let mut m = Matcher::new();
+    /// let t = PathTemplate::parse("/v1/{name=shelves/*}").unwrap();
+    /// m.insert(MethodFilter::Exact(http::Method::GET), &t, 7).unwrap();
+    /// let hit = m.find(&http::Method::GET, "/v1/shelves/a%20b").unwrap();
+    /// assert_eq!(hit.route, 7);
+    /// assert_eq!(hit.bindings, vec!["shelves/a b"]);
+    /// ```
+    pub fn insert(
+        &mut self,
+        method: MethodFilter,
+        template: &PathTemplate,
+        route: usize,
+    ) -> Result<(), usize> {
+        let mut node = &mut self.root;
+        for seg in &template.segments {
+            node = match seg {
+                Segment::Literal(l) => node.literals.entry(l.clone()).or_default(),
+                Segment::Single => node.single.get_or_insert_with(Box::default),
+                Segment::Multi => node.multi.get_or_insert_with(Box::default),
+            };
+        }
+        if let Some(existing) = node
+            .ends
+            .iter()
+            .find(|e| e.verb == template.verb && e.method.overlaps(&method))
+        {
+            return Err(existing.route);
+        }
+        node.ends.push(End {
+            verb: template.verb.clone(),
+            method,
+            route,
+        });
+        if let Some(v) = &template.verb {
+            self.verbs.insert(v.clone());
+        }
+        self.templates.insert(route, template.clone());
+        Ok(())
+    }
+
+    /// Finds the route for a request. `path` is the URI path without the query.
+    pub fn find(&self, method: &Method, path: &str) -> Result<RouteMatch, MatchError> {
+        let Some(rest) = path.strip_prefix('/') else {
+            return Err(MatchError::NotFound);
+        };
+        let raw: Vec<&str> = rest.split('/').collect();
+        // Empty segments (`//`, a trailing `/`) never match a template segment.
+        if raw.iter().any(|s| s.is_empty()) {
+            return Err(MatchError::NotFound);
+        }
+        let mut allowed = BTreeSet::new();
+
+        // Split a declared verb off the last segment first, then try the path as is.
+        if let Some((last, verb)) = raw
+            .last()
+            .and_then(|l| l.rfind(':').map(|i| (&l[..i], &l[i + 1..])))
+            .filter(|(l, v)| !l.is_empty() && self.verbs.contains(*v))
+        {
+            let mut trimmed = raw.clone();
+            if let Some(l) = trimmed.last_mut() {
+                *l = last;
+            }
+            if let Some(hit) = self.attempt(method, &trimmed, Some(verb), &mut allowed)? {
+                return Ok(hit);
+            }
+        }
+        if let Some(hit) = self.attempt(method, &raw, None, &mut allowed)? {
+            return Ok(hit);
+        }
+        if allowed.is_empty() {
+            Err(MatchError::NotFound)
+        } else {
+            Err(MatchError::MethodNotAllowed(allowed.into_iter().collect()))
+        }
+    }
+
+    fn attempt(
+        &self,
+        method: &Method,
+        raw: &[&str],
+        verb: Option<&str>,
+        allowed: &mut BTreeSet<String>,
+    ) -> Result<Option<RouteMatch>, MatchError> {
+        let segs: Vec<PathSegment<'_>> = raw
+            .iter()
+            .map(|r| PathSegment {
+                raw: r,
+                decoded: percent_decode_str(r).decode_utf8_lossy().into_owned(),
+            })
+            .collect();
+        let mut spans = Vec::with_capacity(segs.len());
+        let mut search = Search {
+            segs: &segs,
+            verb,
+            method,
+            allowed,
+        };
+        match search.walk(&self.root, 0, &mut spans) {
+            Some(route) => self.bind(route, &segs, &spans).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn bind(
+        &self,
+        route: usize,
+        segs: &[PathSegment<'_>],
+        spans: &[(usize, usize)],
+    ) -> Result<RouteMatch, MatchError> {
+        let Some(template) = self.templates.get(&route) else {
+            return Ok(RouteMatch {
+                route,
+                bindings: Vec::new(),
+            });
+        };
+        let mut bindings = Vec::with_capacity(template.variables.len());
+        for var in &template.variables {
+            let from = spans[var.start].0;
+            let to = spans[var.end - 1].1;
+            let raw = segs[from..to]
+                .iter()
+                .map(|s| s.raw)
+                .collect::<Vec<_>>()
+                .join("/");
+            let single = var.end - var.start == 1 && template.segments[var.start] != Segment::Multi;
+            let value = if single || self.fully_decode {
+                String::from_utf8(percent_decode_str(&raw).collect())
+            } else {
+                decode_keeping_reserved(&raw)
+            };
+            bindings.push(value.map_err(|_| MatchError::BadEncoding {
+                field: var.field_path_str(),
+            })?);
+        }
+        Ok(RouteMatch { route, bindings })
+    }
+}
+
+struct Search<'a, 'b> {
+    segs: &'a [PathSegment<'a>],
+    verb: Option<&'a str>,
+    method: &'a Method,
+    allowed: &'b mut BTreeSet<String>,
+}
+
+impl Search<'_, '_> {
+    /// Depth-first in precedence order; `spans[k]` is the range of path
+    /// segments that template segment `k` consumed.
+    fn walk(&mut self, node: &Node, i: usize, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
+        let n = self.segs.len();
+        if i == n {
+            for end in node.ends.iter().filter(|e| e.verb.as_deref() == self.verb) {
+                if end.method.accepts(self.method) {
+                    return Some(end.route);
+                }
+                self.allowed.insert(end.method.to_string());
+            }
+        } else {
+            if let Some(child) = node.literals.get(&self.segs[i].decoded) {
+                spans.push((i, i + 1));
+                if let Some(r) = self.walk(child, i + 1, spans) {
+                    return Some(r);
+                }
+                spans.pop();
+            }
+            if let Some(child) = &node.single {
+                spans.push((i, i + 1));
+                if let Some(r) = self.walk(child, i + 1, spans) {
+                    return Some(r);
+                }
+                spans.pop();
+            }
+        }
+        if let Some(child) = &node.multi {
+            // Longest first: `**` is greedy, literals after it take what is left.
+            for k in (i..=n).rev() {
+                spans.push((i, k));
+                if let Some(r) = self.walk(child, k, spans) {
+                    return Some(r);
+                }
+                spans.pop();
+            }
+        }
+        None
+    }
+}
+
+/// RFC 6570 reserved characters: multi-segment variables keep them
+/// percent-encoded so that `%2F` stays distinguishable from `/`.
+const RESERVED: &[u8] = b"!#$&'()*+,/:;=?@[]";
+
+fn decode_keeping_reserved(raw: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            let b = h * 16 + l;
+            if RESERVED.contains(&b) {
+                out.extend_from_slice(&bytes[i..i + 3]);
+            } else {
+                out.push(b);
+            }
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(routes: &[(&str, &str)]) -> Matcher {
+        let mut m = Matcher::new();
+        for (i, (method, t)) in routes.iter().enumerate() {
+            let filter = if *method == "*" {
+                MethodFilter::Any
+            } else {
+                MethodFilter::Exact(method.parse().unwrap())
+            };
+            m.insert(filter, &PathTemplate::parse(t).unwrap(), i)
+                .unwrap();
+        }
+        m
+    }
+
+    fn hit(m: &Matcher, method: &str, path: &str) -> (usize, Vec<String>) {
+        let r = m.find(&method.parse().unwrap(), path).unwrap();
+        (r.route, r.bindings)
+    }
+
+    #[test]
+    fn literal_beats_single_beats_multi() {
+        let m = matcher(&[
+            ("GET", "/v1/{path=**}"),
+            ("GET", "/v1/{name=shelves/*}"),
+            ("GET", "/v1/shelves/special"),
+        ]);
+        assert_eq!(hit(&m, "GET", "/v1/shelves/special").0, 2);
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/other"),
+            (1, vec!["shelves/other".into()])
+        );
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/a/b"),
+            (0, vec!["shelves/a/b".into()])
+        );
+        assert_eq!(hit(&m, "GET", "/v1/anything"), (0, vec!["anything".into()]));
+    }
+
+    #[test]
+    fn backtracks_to_less_specific_template_for_the_method() {
+        let m = matcher(&[("GET", "/v1/shelves/{id}"), ("POST", "/v1/shelves/special")]);
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/special"),
+            (0, vec!["special".into()])
+        );
+        assert_eq!(hit(&m, "POST", "/v1/shelves/special").0, 1);
+    }
+
+    #[test]
+    fn method_not_allowed_lists_methods() {
+        let m = matcher(&[
+            ("GET", "/v1/{name=shelves/*}"),
+            ("DELETE", "/v1/{name=shelves/*}"),
+            ("POST", "/v1/shelves"),
+        ]);
+        assert_eq!(
+            m.find(&Method::PUT, "/v1/shelves/1"),
+            Err(MatchError::MethodNotAllowed(vec![
+                "DELETE".into(),
+                "GET".into()
+            ]))
+        );
+        assert_eq!(m.find(&Method::GET, "/v2/x"), Err(MatchError::NotFound));
+        assert_eq!(
+            m.find(&Method::GET, "v1/shelves"),
+            Err(MatchError::NotFound)
+        );
+    }
+
+    #[test]
+    fn any_method_custom_rule() {
+        let m = matcher(&[("*", "/v1/echo/{x}")]);
+        assert_eq!(hit(&m, "OPTIONS", "/v1/echo/1").0, 0);
+        assert_eq!(hit(&m, "SEARCH", "/v1/echo/1").0, 0);
+    }
+
+    #[test]
+    fn verbs_are_split_only_when_declared() {
+        let m = matcher(&[
+            ("POST", "/v1/{name=shelves/*/books/*}:move"),
+            ("GET", "/v1/{name=shelves/*/books/*}"),
+        ]);
+        assert_eq!(
+            hit(&m, "POST", "/v1/shelves/1/books/2:move"),
+            (0, vec!["shelves/1/books/2".into()])
+        );
+        // An undeclared verb stays part of the segment.
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/1/books/2:copy"),
+            (1, vec!["shelves/1/books/2:copy".into()])
+        );
+        // A declared verb on a path whose verb route has another method falls
+        // back to the plain template.
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/1/books/2:move"),
+            (1, vec!["shelves/1/books/2:move".into()])
+        );
+        assert_eq!(
+            m.find(&Method::PUT, "/v1/shelves/1/books/2:move"),
+            Err(MatchError::MethodNotAllowed(vec![
+                "GET".into(),
+                "POST".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn single_segment_variables_are_fully_decoded() {
+        let m = matcher(&[("GET", "/v1/books/{id}")]);
+        assert_eq!(hit(&m, "GET", "/v1/books/a%2Fb%20c").1, vec!["a/b c"]);
+        assert_eq!(hit(&m, "GET", "/v1/books/caf%C3%A9").1, vec!["café"]);
+        assert_eq!(
+            m.find(&Method::GET, "/v1/books/%FF"),
+            Err(MatchError::BadEncoding { field: "id".into() })
+        );
+    }
+
+    #[test]
+    fn multi_segment_variables_keep_reserved_characters_encoded() {
+        let m = matcher(&[("GET", "/v1/{name=shelves/*}"), ("GET", "/files/{path=**}")]);
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/a%2Fb%20c").1,
+            vec!["shelves/a%2Fb c"]
+        );
+        assert_eq!(hit(&m, "GET", "/files/a/b%3Fc/d%41").1, vec!["a/b%3Fc/dA"]);
+    }
+
+    #[test]
+    fn literals_compare_decoded() {
+        let m = matcher(&[("GET", "/v1/shelves")]);
+        assert_eq!(hit(&m, "GET", "/%761/shelves").0, 0);
+    }
+
+    #[test]
+    fn double_wildcard_matches_zero_segments_and_literals_after_it() {
+        let m = matcher(&[("GET", "/v1/{parent=**}/books"), ("GET", "/x/{rest=**}")]);
+        assert_eq!(hit(&m, "GET", "/v1/a/b/books"), (0, vec!["a/b".into()]));
+        assert_eq!(hit(&m, "GET", "/v1/books"), (0, vec!["".into()]));
+        assert_eq!(
+            hit(&m, "GET", "/v1/a/books/books"),
+            (0, vec!["a/books".into()])
+        );
+        assert_eq!(hit(&m, "GET", "/x"), (1, vec!["".into()]));
+        assert_eq!(m.find(&Method::GET, "/v1/a/b"), Err(MatchError::NotFound));
+    }
+
+    #[test]
+    fn several_variables_and_nested_fields() {
+        let m = matcher(&[("PATCH", "/v1/shelves/{shelf}/books/{book.id}")]);
+        assert_eq!(
+            hit(&m, "PATCH", "/v1/shelves/s1/books/b2").1,
+            vec!["s1".to_string(), "b2".to_string()]
+        );
+    }
+
+    #[test]
+    fn trailing_slash_and_empty_segments_do_not_match() {
+        let m = matcher(&[("GET", "/v1/shelves/{id}")]);
+        assert_eq!(
+            m.find(&Method::GET, "/v1/shelves/"),
+            Err(MatchError::NotFound)
+        );
+        assert_eq!(
+            m.find(&Method::GET, "/v1/shelves/1/"),
+            Err(MatchError::NotFound)
+        );
+    }
+
+    #[test]
+    fn conflicting_templates_are_rejected() {
+        let mut m = matcher(&[("GET", "/v1/{name=shelves/*}")]);
+        let dup = PathTemplate::parse("/v1/shelves/{other}").unwrap();
+        assert_eq!(m.insert(MethodFilter::Exact(Method::GET), &dup, 9), Err(0));
+        assert_eq!(m.insert(MethodFilter::Any, &dup, 9), Err(0));
+        assert!(m.insert(MethodFilter::Exact(Method::POST), &dup, 9).is_ok());
+    }
+}

@@ -1,0 +1,69 @@
+//! The HTTP server: axum router, layers, listener and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::Request;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::gateway::Gateway;
+use crate::protocol::rest;
+
+/// The router: every request goes to the REST adapter, which does its own
+/// matching against the compiled route table.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .fallback(move |req: Request<Body>| rest::handle(gw.clone(), req))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (h2c) on `listener` until `shutdown` resolves;
+/// requests in flight then finish before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(gw))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds `addr` and serves in a background task; returns the bound address
+/// (useful with port 0) and the task's handle.
+pub async fn spawn(
+    gw: Arc<Gateway>,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let handle = tokio::spawn(serve(listener, gw, shutdown));
+    Ok((local, handle))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,271 @@
+//! gRPC status ↔ HTTP status, the gateway's error type, and the one JSON error
+//! shape every error leaves the gateway in:
+//! `{"code": <grpc code>, "message": "...", "details": [{"@type": ...}]}`
+//! (google.rpc.Status in proto3 JSON).
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::StatusCode;
+use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+use serde_json::json;
+use tonic::Code;
+
+/// The HTTP status for a gRPC code (the table grpc-gateway, Envoy and vanguard share).
+///
+/// ```
+/// use protogate::status::http_status;
+/// assert_eq!(http_status(tonic::Code::NotFound).as_u16(), 404);
+/// assert_eq!(http_status(tonic::Code::Cancelled).as_u16(), 499);
+/// ```
+pub fn http_status(code: Code) -> StatusCode {
+    let n = match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::Unknown => 500,
+        Code::InvalidArgument => 400,
+        Code::DeadlineExceeded => 504,
+        Code::NotFound => 404,
+        Code::AlreadyExists => 409,
+        Code::PermissionDenied => 403,
+        Code::ResourceExhausted => 429,
+        Code::FailedPrecondition => 400,
+        Code::Aborted => 409,
+        Code::OutOfRange => 400,
+        Code::Unimplemented => 501,
+        Code::Internal => 500,
+        Code::Unavailable => 503,
+        Code::DataLoss => 500,
+        Code::Unauthenticated => 401,
+    };
+    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// One field violation for a `google.rpc.BadRequest` detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field path, e.g. `book.pageCount` or the query parameter name.
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+/// Every error the gateway can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No route matches the path.
+    #[error("no route for {method} {path}")]
+    NoRoute {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// The path matches, the method does not.
+    #[error("method {method} is not allowed for {path}; allowed: {}", allowed.join(", "))]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+        /// Methods that would be accepted.
+        allowed: Vec<String>,
+    },
+    /// The request cannot be transcoded; names the field when one is at fault.
+    #[error("{message}")]
+    BadRequest {
+        /// A summary.
+        message: String,
+        /// The offending field, if any.
+        violation: Option<FieldViolation>,
+    },
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The body is not JSON.
+    #[error("unsupported content-type {content_type:?}: send application/json")]
+    UnsupportedMediaType {
+        /// What the client sent.
+        content_type: String,
+    },
+    /// The route exists but the gateway cannot serve it this way.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// The upstream could not be reached.
+    #[error("upstream unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The upstream answered, but not with gRPC.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
+    /// The call's deadline passed.
+    #[error("deadline of {}ms exceeded", .0.as_millis())]
+    DeadlineExceeded(Duration),
+    /// The upstream answered with a non-OK status.
+    #[error("{}", .0.message())]
+    Upstream(tonic::Status),
+    /// A bug or an impossible state inside the gateway.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// A 400 naming a field.
+    pub fn bad_field(field: impl Into<String>, description: impl Into<String>) -> GatewayError {
+        let field = field.into();
+        let description = description.into();
+        GatewayError::BadRequest {
+            message: format!("{field}: {description}"),
+            violation: Some(FieldViolation { field, description }),
+        }
+    }
+
+    /// The gRPC code carried in the body's `code`.
+    pub fn code(&self) -> Code {
+        match self {
+            GatewayError::NoRoute { .. } => Code::NotFound,
+            GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
+            GatewayError::BadRequest { .. } => Code::InvalidArgument,
+            GatewayError::PayloadTooLarge { .. } => Code::ResourceExhausted,
+            GatewayError::UnsupportedMediaType { .. } => Code::InvalidArgument,
+            GatewayError::Unimplemented(_) => Code::Unimplemented,
+            GatewayError::UpstreamUnavailable(_) => Code::Unavailable,
+            GatewayError::BadGateway(_) => Code::Unknown,
+            GatewayError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            GatewayError::Upstream(s) => s.code(),
+            GatewayError::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            // An upstream that says OK without a message is not a success.
+            GatewayError::Upstream(s) if s.code() == Code::Ok => StatusCode::BAD_GATEWAY,
+            other => http_status(other.code()),
+        }
+    }
+
+    /// The google.rpc.Status JSON body. Upstream details are decoded through
+    /// `pool`; a detail whose type the pool lacks keeps its raw bytes.
+    pub fn to_json(&self, pool: &DescriptorPool) -> serde_json::Value {
+        let details = match self {
+            GatewayError::BadRequest {
+                violation: Some(v), ..
+            } => vec![json!({
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": v.field, "description": v.description}],
+            })],
+            GatewayError::Upstream(s) => decode_details(pool, s.details()),
+            _ => Vec::new(),
+        };
+        json!({
+            "code": self.code() as i32,
+            "message": self.to_string(),
+            "details": details,
+        })
+    }
+
+    /// The JSON body as bytes.
+    pub fn to_body(&self, pool: &DescriptorPool) -> Bytes {
+        Bytes::from(self.to_json(pool).to_string())
+    }
+}
+
+/// Decodes `grpc-status-details-bin` (a serialized google.rpc.Status) into
+/// its `details` in proto3 JSON.
+pub fn decode_details(pool: &DescriptorPool, raw: &[u8]) -> Vec<serde_json::Value> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let Some(desc) = pool.get_message_by_name("google.rpc.Status") else {
+        return Vec::new();
+    };
+    let Ok(status) = DynamicMessage::decode(desc, raw) else {
+        return Vec::new();
+    };
+    let Some(details) = status.get_field_by_name("details") else {
+        return Vec::new();
+    };
+    let Some(list) = details.as_list() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(Value::as_message)
+        .map(|any| serde_json::to_value(any).unwrap_or_else(|_| raw_any(any)))
+        .collect()
+}
+
+/// An `Any` whose type is not in the pool: keep its bytes, base64.
+fn raw_any(any: &DynamicMessage) -> serde_json::Value {
+    let type_url = any
+        .get_field_by_name("type_url")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let value = any
+        .get_field_by_name("value")
+        .and_then(|v| v.as_bytes().cloned())
+        .unwrap_or_default();
+    json!({
+        "@type": type_url,
+        "value": base64::engine::general_purpose::STANDARD.encode(&value),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let cases = [
+            (Code::Ok, 200),
+            (Code::Cancelled, 499),
+            (Code::Unknown, 500),
+            (Code::InvalidArgument, 400),
+            (Code::DeadlineExceeded, 504),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::PermissionDenied, 403),
+            (Code::ResourceExhausted, 429),
+            (Code::FailedPrecondition, 400),
+            (Code::Aborted, 409),
+            (Code::OutOfRange, 400),
+            (Code::Unimplemented, 501),
+            (Code::Internal, 500),
+            (Code::Unavailable, 503),
+            (Code::DataLoss, 500),
+            (Code::Unauthenticated, 401),
+        ];
+        for (code, status) in cases {
+            assert_eq!(http_status(code).as_u16(), status, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn gateway_errors_have_statuses_and_codes() {
+        let e = GatewayError::MethodNotAllowed {
+            method: "PUT".into(),
+            path: "/x".into(),
+            allowed: vec!["GET".into()],
+        };
+        assert_eq!(e.http_status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(e.code(), Code::Unimplemented);
+        let e = GatewayError::Upstream(tonic::Status::new(Code::Ok, ""));
+        assert_eq!(e.http_status(), StatusCode::BAD_GATEWAY);
+        let e = GatewayError::bad_field("book.pageCount", "not an integer: \"x\"");
+        let j = e.to_json(&DescriptorPool::new());
+        assert_eq!(j["code"], 3);
+        assert_eq!(
+            j["details"][0]["fieldViolations"][0]["field"],
+            "book.pageCount"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Response message → HTTP body: proto3 JSON with `response_body` applied, or
+//! the raw bytes of a google.api.HttpBody.
+
+use bytes::Bytes;
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, SerializeOptions, Value};
+
+use super::query::is_http_body;
+use crate::config::JsonOptions;
+use crate::routing::rules::Route;
+use crate::status::GatewayError;
+
+/// Options for rendering JSON responses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseOptions {
+    /// Emit fields holding default values.
+    pub emit_defaults: bool,
+    /// Use proto field names instead of lowerCamel.
+    pub proto_field_names: bool,
+    /// Enums as numbers.
+    pub enums_as_ints: bool,
+    /// Indent the output.
+    pub pretty: bool,
+}
+
+impl From<&JsonOptions> for ResponseOptions {
+    fn from(j: &JsonOptions) -> Self {
+        ResponseOptions {
+            emit_defaults: j.emit_defaults,
+            proto_field_names: j.proto_field_names,
+            enums_as_ints: j.enums_as_ints,
+            pretty: j.pretty,
+        }
+    }
+}
+
+impl ResponseOptions {
+    fn serialize_options(&self) -> SerializeOptions {
+        SerializeOptions::new()
+            .skip_default_fields(!self.emit_defaults)
+            .use_proto_field_name(self.proto_field_names)
+            .use_enum_numbers(self.enums_as_ints)
+    }
+}
+
+/// A rendered response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderedBody {
+    /// `application/json`.
+    Json(Bytes),
+    /// An HttpBody's own content type and bytes.
+    Raw {
+        /// Its content type.
+        content_type: String,
+        /// Its bytes.
+        data: Bytes,
+    },
+}
+
+/// Decodes the upstream message and renders it for `route`.
+pub fn render_response(
+    route: &Route,
+    encoded: &[u8],
+    opts: &ResponseOptions,
+) -> Result<RenderedBody, GatewayError> {
+    let out = route.method.output();
+    let msg = DynamicMessage::decode(out.clone(), encoded).map_err(|e| {
+        GatewayError::BadGateway(format!(
+            "upstream response does not decode as {}: {e}",
+            out.full_name()
+        ))
+    })?;
+    match &route.response_body {
+        None if is_http_body(&out) => Ok(raw(&msg)),
+        None => to_json(&msg, opts).map(RenderedBody::Json),
+        Some(field) => render_field(&msg, field, opts),
+    }
+}
+
+fn render_field(
+    msg: &DynamicMessage,
+    field: &FieldDescriptor,
+    opts: &ResponseOptions,
+) -> Result<RenderedBody, GatewayError> {
+    if let Kind::Message(m) = field.kind()
+        && !field.is_list()
+        && !field.is_map()
+    {
+        let value = msg.get_field(field);
+        let inner = match value.as_message() {
+            Some(inner) => inner.clone(),
+            None => DynamicMessage::new(m.clone()),
+        };
+        return if is_http_body(&m) {
+            Ok(raw(&inner))
+        } else {
+            to_json(&inner, opts).map(RenderedBody::Json)
+        };
+    }
+    // Scalars, lists and maps: render the whole message with defaults and
+    // take the field's JSON value out of it.
+    let full_opts = ResponseOptions {
+        emit_defaults: true,
+        pretty: false,
+        ..*opts
+    };
+    let mut ser = serde_json::Serializer::new(Vec::new());
+    msg.serialize_with_options(&mut ser, &full_opts.serialize_options())
+        .map_err(internal)?;
+    let whole: serde_json::Value = serde_json::from_slice(&ser.into_inner()).map_err(internal)?;
+    let key = if opts.proto_field_names {
+        field.name()
+    } else {
+        field.json_name()
+    };
+    let value = whole.get(key).cloned().unwrap_or(serde_json::Value::Null);
+    let bytes = if opts.pretty {
+        serde_json::to_vec_pretty(&value)
+    } else {
+        serde_json::to_vec(&value)
+    }
+    .map_err(internal)?;
+    Ok(RenderedBody::Json(bytes.into()))
+}
+
+/// Serializes a message as proto3 JSON.
+pub fn to_json(msg: &DynamicMessage, opts: &ResponseOptions) -> Result<Bytes, GatewayError> {
+    let so = opts.serialize_options();
+    let mut buf = Vec::with_capacity(256);
+    if opts.pretty {
+        let mut ser = serde_json::Serializer::pretty(&mut buf);
+        msg.serialize_with_options(&mut ser, &so)
+            .map_err(internal)?;
+    } else {
+        let mut ser = serde_json::Serializer::new(&mut buf);
+        msg.serialize_with_options(&mut ser, &so)
+            .map_err(internal)?;
+    }
+    Ok(buf.into())
+}
+
+fn raw(msg: &DynamicMessage) -> RenderedBody {
+    let content_type = msg
+        .get_field_by_name("content_type")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "application/octet-stream".to_string());
+    let data = msg
+        .get_field_by_name("data")
+        .and_then(|v| match v.as_ref() {
+            Value::Bytes(b) => Some(b.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    RenderedBody::Raw { content_type, data }
+}
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Internal(format!("JSON rendering failed: {e}"))
+}

@@ -1,0 +1,320 @@
+//! The real backend: forwards raw protobuf frames to an upstream gRPC server
+//! over a pooled, lazily connected tonic [`Channel`] (HTTP/2, one connection
+//! reused by every call).
+//!
+//! tonic maps every failure to a `Status`, which would blur "the upstream is
+//! down" (503), "the upstream is not a gRPC server" (502) and "the upstream
+//! said UNAVAILABLE" (503 with its own message). A thin service around the
+//! channel inspects the raw HTTP response first and reports faults as an
+//! [`UpstreamFault`] that survives inside the `Status` as its source.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, StreamExt};
+use http::uri::PathAndQuery;
+use http_body::{Body as HttpBody, Frame};
+use tonic::body::Body;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Status, Streaming};
+
+use crate::call::{Backend, Call, CallEvent, CallResponse};
+use crate::status::GatewayError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the upstream failed below the gRPC level.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamFault {
+    /// No connection could be made or it broke before a response.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The response is not gRPC (wrong HTTP status or content type).
+    #[error("{0}")]
+    NotGrpc(String),
+    /// The response ended without a `grpc-status`.
+    #[error("upstream response ended without grpc-status")]
+    MissingStatus,
+    /// The channel enforced the call's deadline.
+    #[error("deadline expired")]
+    Timeout,
+}
+
+/// A gRPC upstream.
+#[derive(Clone, Debug)]
+pub struct GrpcUpstream {
+    url: String,
+    channel: Channel,
+    max_response_bytes: usize,
+}
+
+impl GrpcUpstream {
+    /// A lazily connected upstream: the gateway starts (and answers 503)
+    /// while the upstream is down, and recovers when it comes up.
+    pub fn new(url: &str, max_response_bytes: usize) -> Result<GrpcUpstream, String> {
+        let uri = crate::config::validate_upstream_url(url)?;
+        if uri.scheme_str() == Some("https") {
+            return Err(format!(
+                "upstream {url}: TLS upstreams are not supported yet; use http:// (h2c)"
+            ));
+        }
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| format!("upstream {url}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        Ok(GrpcUpstream {
+            url: url.to_string(),
+            channel: endpoint.connect_lazy(),
+            max_response_bytes,
+        })
+    }
+
+    /// The upstream's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Backend for GrpcUpstream {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<CallResponse, GatewayError>> {
+        let svc = Checked {
+            inner: self.channel.clone(),
+        };
+        let url = self.url.clone();
+        let max = self.max_response_bytes;
+        Box::pin(async move {
+            let path = PathAndQuery::try_from(call.path.as_str())
+                .map_err(|e| GatewayError::Internal(format!("bad gRPC path: {e}")))?;
+            let mut grpc = tonic::client::Grpc::new(svc)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX);
+            grpc.ready()
+                .await
+                .map_err(|e| GatewayError::UpstreamUnavailable(format!("{url}: {e}")))?;
+            let timeout = call.timeout;
+            let mut request = tonic::Request::new(call.requests);
+            *request.metadata_mut() = call.metadata;
+            request.set_timeout(timeout);
+            let response = grpc
+                .streaming(request, path, BytesCodec)
+                .await
+                .map_err(|s| classify(s, &url, timeout))?;
+            let (metadata, body, _) = response.into_parts();
+            Ok(CallResponse {
+                metadata,
+                events: events(body, url, timeout),
+            })
+        })
+    }
+}
+
+fn events(
+    body: Streaming<Bytes>,
+    url: String,
+    timeout: Duration,
+) -> stream::BoxStream<'static, Result<CallEvent, GatewayError>> {
+    // State: Some(body) while messages flow; None once trailers or an error ended it.
+    stream::unfold(Some(body), move |state| {
+        let url = url.clone();
+        async move {
+            let mut body = state?;
+            match body.message().await {
+                Ok(Some(m)) => Some((Ok(CallEvent::Message(m)), Some(body))),
+                Ok(None) => match body.trailers().await {
+                    Ok(t) => Some((Ok(CallEvent::Trailers(t.unwrap_or_default())), None)),
+                    Err(s) => Some((Err(classify(s, &url, timeout)), None)),
+                },
+                Err(s) => Some((Err(classify(s, &url, timeout)), None)),
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Turns a tonic `Status` into the gateway error it really is.
+fn classify(status: Status, url: &str, timeout: Duration) -> GatewayError {
+    let fault = std::error::Error::source(&status).and_then(|s| s.downcast_ref::<UpstreamFault>());
+    match fault {
+        Some(UpstreamFault::Unreachable(m)) => {
+            GatewayError::UpstreamUnavailable(format!("cannot reach {url}: {m}"))
+        }
+        Some(UpstreamFault::NotGrpc(m)) => GatewayError::BadGateway(format!("{url}: {m}")),
+        Some(UpstreamFault::MissingStatus) => {
+            GatewayError::BadGateway(format!("{url}: response ended without grpc-status"))
+        }
+        Some(UpstreamFault::Timeout) => GatewayError::DeadlineExceeded(timeout),
+        None => GatewayError::Upstream(status),
+    }
+}
+
+/// The channel, with the raw HTTP response checked before tonic decodes it.
+#[derive(Clone)]
+struct Checked {
+    inner: Channel,
+}
+
+impl tower::Service<http::Request<Body>> for Checked {
+    type Response = http::Response<CheckedBody>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| Box::new(UpstreamFault::Unreachable(error_chain(&e))) as BoxError)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut
+                .await
+                .map_err(|e| Box::new(transport_fault(&e)) as BoxError)?;
+            let content_type = resp
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let is_grpc = content_type == "application/grpc"
+                || content_type.starts_with("application/grpc+")
+                || content_type.starts_with("application/grpc;");
+            if resp.status() != http::StatusCode::OK || !is_grpc {
+                return Err(Box::new(UpstreamFault::NotGrpc(format!(
+                    "upstream answered HTTP {} with content-type {:?}, not gRPC",
+                    resp.status().as_u16(),
+                    content_type
+                ))) as BoxError);
+            }
+            let trailers_only = resp.headers().contains_key("grpc-status");
+            Ok(resp.map(|inner| CheckedBody {
+                inner,
+                status_seen: trailers_only,
+                done: false,
+            }))
+        })
+    }
+}
+
+/// tonic's channel enforces `grpc-timeout` itself and reports it as a
+/// transport error; that is a deadline, not an unreachable upstream.
+fn transport_fault(e: &(dyn std::error::Error + 'static)) -> UpstreamFault {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if s.is::<tonic::TimeoutExpired>() {
+            return UpstreamFault::Timeout;
+        }
+        src = s.source();
+    }
+    UpstreamFault::Unreachable(error_chain(e))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        src = s.source();
+    }
+    out
+}
+
+/// The response body, failing when it ends without a `grpc-status`.
+struct CheckedBody {
+    inner: Body,
+    status_seen: bool,
+    done: bool,
+}
+
+impl HttpBody for CheckedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(t) = frame.trailers_ref() {
+                    if t.contains_key("grpc-status") {
+                        self.status_seen = true;
+                    } else {
+                        self.done = true;
+                        return Poll::Ready(Some(Err(Box::new(UpstreamFault::MissingStatus))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => {
+                self.done = true;
+                if self.status_seen {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(Box::new(UpstreamFault::MissingStatus))))
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A codec that passes encoded messages through untouched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BytesCodec;
+
+impl Codec for BytesCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = BytesCodec;
+    type Decoder = BytesCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesCodec
+    }
+}
+
+impl Encoder for BytesCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for BytesCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}

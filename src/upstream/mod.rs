@@ -1,0 +1,6 @@
+//! Backends behind the Call: the real gRPC upstreams (and, with its issue,
+//! the mock backend).
+
+pub mod grpc;
+
+pub use grpc::{BytesCodec, GrpcUpstream, UpstreamFault};
