@@ -179,36 +179,40 @@ fn resolve_upstreams(
             }
         }
     };
-    let mut entries: Vec<(String, Vec<String>, Option<Duration>, Arc<dyn Backend>)> = Vec::new();
+    let mut unknown_services = Vec::new();
     for (name, u) in &config.upstreams {
-        let url = match (u.services.is_empty(), cli) {
+        let is_default = u.services.is_empty();
+        // --upstream replaces the default upstream's URL.
+        let url = match (is_default, cli) {
             (true, Some(cli)) => cli,
             _ => u.url.as_str(),
         };
-        if let Some(b) = make(name, url) {
-            entries.push((name.clone(), u.services.clone(), u.timeout.map(|t| t.0), b));
+        let Some(backend) = make(name, url) else {
+            continue;
+        };
+        let entry = (backend, u.timeout.map(|t| t.0));
+        if is_default {
+            out.default = Some(entry);
+            continue;
+        }
+        for s in &u.services {
+            if pool.get_service_by_name(s).is_none() {
+                unknown_services.push((name.clone(), s.clone()));
+            }
+            out.by_service.insert(s.clone(), entry.clone());
         }
     }
-    let has_default = config.upstreams.values().any(|u| u.services.is_empty());
-    if let (false, Some(cli)) = (has_default, cli)
+    if out.default.is_none()
+        && let Some(cli) = cli
         && let Some(b) = make("--upstream", cli)
     {
         out.default = Some((b, None));
     }
-    for (name, services, timeout, backend) in entries {
-        if services.is_empty() {
-            out.default = Some((backend, timeout));
-            continue;
-        }
-        for s in services {
-            if pool.get_service_by_name(&s).is_none() {
-                errors.push(RuleError {
-                    rule: format!("upstreams.{name}.services"),
-                    message: format!("service {s} is not in the descriptors"),
-                });
-            }
-            out.by_service.insert(s, (backend.clone(), timeout));
-        }
+    for (name, s) in unknown_services {
+        errors.push(RuleError {
+            rule: format!("upstreams.{name}.services"),
+            message: format!("service {s} is not in the descriptors"),
+        });
     }
     out
 }

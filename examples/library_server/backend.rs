@@ -127,6 +127,10 @@ const BOOK_FIELDS: &[&str] = &[
     "rating",
 ];
 
+/// Subfields of `Book.publisher` accepted as `publisher.<field>` mask paths
+/// (a gateway fills PATCH masks with such nested paths).
+const PUBLISHER_FIELDS: &[&str] = &["name", "email", "website", "country"];
+
 /// The example backend: an in-memory library shared by all clones.
 ///
 /// Cloning is cheap and every clone sees the same shelves and books, so a
@@ -1007,14 +1011,19 @@ fn check_paths(mask: &FieldMask, field: &str) -> Result<Vec<String>, Status> {
     for path in &mask.paths {
         if path == "*" {
             paths.extend(BOOK_FIELDS.iter().map(|f| (*f).to_owned()));
-        } else if BOOK_FIELDS.contains(&path.as_str()) {
+        } else if BOOK_FIELDS.contains(&path.as_str())
+            || path
+                .strip_prefix("publisher.")
+                .is_some_and(|sub| PUBLISHER_FIELDS.contains(&sub))
+        {
             paths.push(path.clone());
         } else {
             return Err(bad_request(
                 field,
                 format!(
-                    "unknown field `{path}` (paths are top-level Book fields: {})",
-                    BOOK_FIELDS.join(", ")
+                    "unknown field `{path}` (paths are Book fields: {}, or publisher.{{{}}})",
+                    BOOK_FIELDS.join(", "),
+                    PUBLISHER_FIELDS.join(",")
                 ),
             ));
         }
@@ -1048,7 +1057,19 @@ fn copy_book_field(dst: &mut Book, src: &Book, field: &str) {
         "isbn" => dst.isbn.clone_from(&src.isbn),
         "cover_thumbnail" => dst.cover_thumbnail.clone_from(&src.cover_thumbnail),
         "rating" => dst.rating = src.rating,
-        _ => {}
+        nested => {
+            if let Some(sub) = nested.strip_prefix("publisher.") {
+                let from = src.publisher.clone().unwrap_or_default();
+                let to = dst.publisher.get_or_insert_with(Publisher::default);
+                match sub {
+                    "name" => to.name = from.name,
+                    "email" => to.email = from.email,
+                    "website" => to.website = from.website,
+                    "country" => to.country = from.country,
+                    _ => {}
+                }
+            }
+        }
     }
 }
 

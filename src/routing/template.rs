@@ -184,7 +184,7 @@ impl Parser<'_> {
     fn literal(&mut self) -> &str {
         let rest = &self.src[self.pos..];
         let len = rest
-            .find(|c| matches!(c, '/' | '{' | '}' | ':' | '=' | '*'))
+            .find(['/', '{', '}', ':', '=', '*'])
             .unwrap_or(rest.len());
         self.pos += len;
         &rest[..len]

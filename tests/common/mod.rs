@@ -1,0 +1,254 @@
+//! Shared harness for integration tests: a real tonic backend (the example
+//! library server) on an ephemeral loopback port, and the real gateway in
+//! front of it, spoken to over real HTTP with reqwest.
+#![allow(dead_code)]
+
+#[path = "../../examples/library_server/backend.rs"]
+pub mod backend;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use backend::LibraryBackend;
+use backend::pb::library::v1::library_service_server::LibraryServiceServer;
+use protogate::config::Config;
+use protogate::gateway::Gateway;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// The descriptors directory of the bundled example.
+pub fn descriptors_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("descriptors")
+}
+
+/// Loads the bundled descriptors.
+pub fn pool() -> prost_reflect::DescriptorPool {
+    protogate::descriptors::load(&[descriptors_dir()])
+        .expect("bundled descriptors load")
+        .pool
+}
+
+/// A running server; stops when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Running {
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits until its port is free again.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves the example backend on `listener`. `fail` makes a tonic interceptor
+/// answer any call whose metadata has `x-fail-code: N` with status N, message
+/// `x-fail-message` (default "injected") and, when `x-fail-detail` is set, a
+/// google.rpc.ErrorInfo detail whose reason is that value.
+pub async fn serve_backend(listener: TcpListener, backend: LibraryBackend) -> Running {
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let svc = LibraryServiceServer::with_interceptor(backend, inject_failure);
+    let incoming = TcpListenerStream::new(listener);
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .serve_with_incoming_shutdown(svc, incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Running {
+        addr,
+        stop: Some(tx),
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn inject_failure(req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let md = req.metadata();
+    let Some(code) = md.get("x-fail-code").and_then(|v| v.to_str().ok()) else {
+        return Ok(req);
+    };
+    let code = tonic::Code::from_i32(code.parse().unwrap_or(2));
+    let message = md
+        .get("x-fail-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("injected")
+        .to_string();
+    let mut status = match md.get("x-fail-detail").and_then(|v| v.to_str().ok()) {
+        Some(reason) => {
+            use prost::Message;
+            let info = backend::pb::google::rpc::ErrorInfo {
+                reason: reason.to_string(),
+                domain: "tests.protogate".into(),
+                metadata: Default::default(),
+            };
+            let details = backend::pb::google::rpc::Status {
+                code: code as i32,
+                message: message.clone(),
+                details: vec![prost_types::Any {
+                    type_url: "type.googleapis.com/google.rpc.ErrorInfo".into(),
+                    value: info.encode_to_vec(),
+                }],
+            };
+            tonic::Status::with_details(code, message, details.encode_to_vec().into())
+        }
+        None => tonic::Status::new(code, message),
+    };
+    status
+        .metadata_mut()
+        .insert("x-failure", "injected".parse().unwrap());
+    Err(status)
+}
+
+/// Starts the example backend with sample data on 127.0.0.1:0.
+pub async fn start_backend() -> (Running, LibraryBackend) {
+    let backend = LibraryBackend::with_sample_data();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (serve_backend(listener, backend.clone()).await, backend)
+}
+
+/// Starts the gateway on 127.0.0.1:0 with the bundled descriptors, the given
+/// routes.yaml text and upstream.
+pub async fn start_gateway(routes_yaml: &str, upstream: Option<&str>) -> (Running, Arc<Gateway>) {
+    let config = Config::parse(routes_yaml).expect("test routes.yaml parses");
+    let gw = Arc::new(Gateway::build(pool(), config, upstream).expect("gateway builds"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let (addr, _handle) =
+        protogate::server::spawn(gw.clone(), "127.0.0.1:0".parse().unwrap(), async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    (
+        Running {
+            addr,
+            stop: Some(tx),
+        },
+        gw,
+    )
+}
+
+/// The bundled routes.yaml, as shipped.
+pub fn bundled_routes_yaml() -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("routes.yaml"))
+        .unwrap()
+}
+
+/// A backend with sample data and a gateway in front of it, configured with
+/// `routes_yaml` (the upstream is given on the "command line").
+pub struct Env {
+    pub backend: Running,
+    pub store: LibraryBackend,
+    pub gateway: Running,
+    pub gw: Arc<Gateway>,
+    pub http: reqwest::Client,
+}
+
+impl Env {
+    /// With the bundled routes.yaml.
+    pub async fn start() -> Env {
+        Env::with_routes(&bundled_routes_yaml()).await
+    }
+
+    /// With custom routes.yaml text.
+    pub async fn with_routes(routes_yaml: &str) -> Env {
+        let (backend, store) = start_backend().await;
+        let (gateway, gw) = start_gateway(routes_yaml, Some(&backend.url())).await;
+        Env {
+            backend,
+            store,
+            gateway,
+            gw,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Absolute URL of a gateway path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.gateway.url(), path)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::from(self.http.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// A request with a JSON body (content-type application/json).
+    pub async fn send_json(&self, method: &str, path: &str, body: &str) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        Reply::from(
+            self.http
+                .request(m, self.url(path))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+/// A collected HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub async fn from(r: reqwest::Response) -> Reply {
+        Reply {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    /// The body as JSON (panics with the body text when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the JSON error shape and returns the body.
+    pub fn assert_error(&self, status: u16, code: i64) -> serde_json::Value {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        let j = self.json();
+        assert_eq!(j["code"], code, "body: {j}");
+        assert!(
+            j["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "body: {j}"
+        );
+        assert!(j["details"].is_array(), "body: {j}");
+        j
+    }
+}
