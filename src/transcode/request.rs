@@ -396,3 +396,249 @@ fn bound_elsewhere(route: &Route, fields: &[FieldDescriptor]) -> Option<String> 
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::rules::{self, RouteTable, RulesOptions};
+    use serde_json::json;
+
+    fn table() -> RouteTable {
+        let pool = crate::descriptors::load(&["descriptors".into()])
+            .unwrap()
+            .pool;
+        rules::build(&pool, &[], &RulesOptions::default()).unwrap()
+    }
+
+    fn build(
+        method: &str,
+        path_and_query: &str,
+        body: &str,
+        opts: RequestOptions,
+    ) -> Result<serde_json::Value, GatewayError> {
+        let t = table();
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let m: http::Method = method.parse().unwrap();
+        let hit = t.matcher.find(&m, path).unwrap();
+        let input = RequestInput {
+            http_method: &m,
+            bindings: &hit.bindings,
+            query,
+            body: body.as_bytes(),
+            content_type: Some("application/json"),
+        };
+        let msg = build_request(&t.routes[hit.route], &input, &opts)?;
+        Ok(serde_json::to_value(&msg).unwrap())
+    }
+
+    fn ok(method: &str, pq: &str, body: &str) -> serde_json::Value {
+        build(method, pq, body, RequestOptions::default()).unwrap()
+    }
+
+    fn violation(e: GatewayError) -> (String, String) {
+        match e {
+            GatewayError::BadRequest {
+                violation: Some(v), ..
+            } => (v.field, v.description),
+            other => panic!("expected a field violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn path_binding_into_nested_field_and_body_field() {
+        let j = ok(
+            "PATCH",
+            "/v1/shelves/1/books/2",
+            r#"{"title":"T","name":"ignored"}"#,
+        );
+        assert_eq!(
+            j["book"]["name"], "shelves/1/books/2",
+            "path wins over body"
+        );
+        assert_eq!(j["book"]["title"], "T");
+    }
+
+    #[test]
+    fn patch_fills_empty_update_mask_from_body_paths() {
+        let j = ok(
+            "PATCH",
+            "/v1/shelves/1/books/2",
+            r#"{"title":"T","publisher":{"name":"P"},"publishTime":"2020-01-01T00:00:00Z","labels":{"a":"b"}}"#,
+        );
+        let mut paths: Vec<String> = serde_json::from_value(j["updateMask"].clone())
+            .map(|s: String| s.split(',').map(str::to_string).collect())
+            .unwrap();
+        paths.sort();
+        // FieldMask's JSON form lowerCamels the paths (publish_time → publishTime).
+        assert_eq!(paths, ["labels", "publishTime", "publisher.name", "title"]);
+    }
+
+    #[test]
+    fn explicit_update_mask_is_kept() {
+        let j = ok(
+            "PATCH",
+            "/v1/shelves/1/books/2?update_mask=title",
+            r#"{"title":"T","isbn":"1"}"#,
+        );
+        assert_eq!(j["updateMask"], "title");
+    }
+
+    #[test]
+    fn whole_body_with_custom_verb() {
+        let j = ok(
+            "POST",
+            "/v1/shelves/1/books/2:move",
+            r#"{"otherShelfName":"shelves/3"}"#,
+        );
+        assert_eq!(
+            j,
+            json!({"name":"shelves/1/books/2","otherShelfName":"shelves/3"})
+        );
+    }
+
+    #[test]
+    fn query_forms() {
+        let j = ok(
+            "GET",
+            "/v1/shelves/1/books?filter.genre=SCIENCE&filter.authors=a&filter.authors=b\
+             &filter.publishedAfter=2020-01-02T03:04:05Z&filter.max_read_time=1.5s&filter.min_pages=7\
+             &read_mask=title,authors&available=false&labels%5Benv%5D=prod&pageSize=3",
+            "",
+        );
+        assert_eq!(
+            j,
+            json!({
+                "parent": "shelves/1",
+                "pageSize": 3,
+                "filter": {
+                    "genre": "SCIENCE",
+                    "authors": ["a", "b"],
+                    "publishedAfter": "2020-01-02T03:04:05Z",
+                    "maxReadTime": "1.500s",
+                    "minPages": "7"
+                },
+                "readMask": "title,authors",
+                "available": false,
+                "labels": {"env": "prod"}
+            })
+        );
+        let j = ok("GET", "/v1/books?filter.genre=3", "");
+        assert_eq!(j["filter"]["genre"], "SCIENCE");
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let e = build(
+            "GET",
+            "/v1/books?filter.min_pages=lots",
+            "",
+            RequestOptions::default(),
+        );
+        let (field, why) = violation(e.unwrap_err());
+        assert_eq!(field, "filter.min_pages");
+        assert!(why.contains("\"lots\""), "{why}");
+        let (field, _) =
+            violation(build("GET", "/v1/books?nope=1", "", RequestOptions::default()).unwrap_err());
+        assert_eq!(field, "nope");
+        let (field, why) = violation(
+            build(
+                "GET",
+                "/v1/shelves/1/books?parent=x",
+                "",
+                RequestOptions::default(),
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(field, "parent");
+        assert!(why.contains("bound by the path"), "{why}");
+        let (_, why) = violation(
+            build(
+                "POST",
+                "/v1/shelves/1/books/2:move?name=x",
+                "{}",
+                RequestOptions::default(),
+            )
+            .unwrap_err(),
+        );
+        assert!(why.contains("binds every field"), "{why}");
+        let (field, why) = violation(
+            build("GET", "/v1/books?filter=x", "", RequestOptions::default()).unwrap_err(),
+        );
+        assert_eq!(field, "filter");
+        assert!(why.contains("is a message"), "{why}");
+        let ignore = RequestOptions {
+            unknown_query_params: UnknownPolicy::Ignore,
+            ..RequestOptions::default()
+        };
+        assert!(build("GET", "/v1/books?nope=1&pretty", "", ignore).is_ok());
+        assert!(build("GET", "/v1/books?pretty", "", RequestOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn body_errors_name_the_field_and_value() {
+        let e = build(
+            "POST",
+            "/v1/shelves/1/books",
+            r#"{"title":"x","publisher":{"name":5}}"#,
+            RequestOptions::default(),
+        );
+        let (field, why) = violation(e.unwrap_err());
+        assert_eq!(field, "book.publisher.name");
+        assert!(why.contains("(got 5)"), "{why}");
+        let e = build(
+            "POST",
+            "/v1/shelves/1/books",
+            r#"{"authors":["a", 3]}"#,
+            RequestOptions::default(),
+        );
+        let (field, why) = violation(e.unwrap_err());
+        assert_eq!(field, "book.authors[1]");
+        assert!(why.contains("(got 3)"), "{why}");
+        let (field, why) = violation(
+            build(
+                "POST",
+                "/v1/shelves/1/books",
+                r#"{"bogus":1}"#,
+                RequestOptions::default(),
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(field, "book.bogus");
+        assert!(why.contains("bogus"), "{why}");
+        let (field, why) = violation(
+            build(
+                "POST",
+                "/v1/shelves/1/books",
+                r#"{"title":"#,
+                RequestOptions::default(),
+            )
+            .unwrap_err(),
+        );
+        assert!(field.starts_with("book"), "{field}");
+        assert!(why.contains("malformed JSON"), "{why}");
+        let ignore = RequestOptions {
+            unknown_fields: UnknownPolicy::Ignore,
+            ..RequestOptions::default()
+        };
+        assert!(build("POST", "/v1/shelves/1/books", r#"{"bogus":1}"#, ignore).is_ok());
+    }
+
+    #[test]
+    fn no_body_routes_reject_a_body_but_accept_whitespace() {
+        assert!(build("GET", "/v1/shelves/1", " \n", RequestOptions::default()).is_ok());
+        let e = build("GET", "/v1/shelves/1", "{}", RequestOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("takes no request body"), "{e}");
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(check_json_content_type(None).is_ok());
+        assert!(check_json_content_type(Some("application/json; charset=utf-8")).is_ok());
+        assert!(check_json_content_type(Some("application/merge-patch+json")).is_ok());
+        assert!(check_json_content_type(Some("text/plain")).is_err());
+        assert!(check_json_content_type(Some("application/json; charset=latin1")).is_err());
+    }
+}

@@ -157,3 +157,107 @@ fn raw(msg: &DynamicMessage) -> RenderedBody {
 fn internal(e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Internal(format!("JSON rendering failed: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::rules::{self, RouteTable, RulesOptions};
+    use prost::Message;
+
+    fn table() -> RouteTable {
+        let pool = crate::descriptors::load(&["descriptors".into()])
+            .unwrap()
+            .pool;
+        rules::build(&pool, &[], &RulesOptions::default()).unwrap()
+    }
+
+    fn route<'t>(t: &'t RouteTable, method: &str, path: &str) -> &'t Route {
+        let hit = t.matcher.find(&method.parse().unwrap(), path).unwrap();
+        &t.routes[hit.route]
+    }
+
+    fn encode(r: &Route, json: &str) -> Vec<u8> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        DynamicMessage::deserialize(r.method.output(), &mut de)
+            .unwrap()
+            .encode_to_vec()
+    }
+
+    fn render(r: &Route, bytes: &[u8], opts: ResponseOptions) -> String {
+        match render_response(r, bytes, &opts).unwrap() {
+            RenderedBody::Json(b) => String::from_utf8(b.to_vec()).unwrap(),
+            RenderedBody::Raw { .. } => panic!("raw"),
+        }
+    }
+
+    #[test]
+    fn json_options() {
+        let t = table();
+        let r = route(&t, "GET", "/v1/shelves/1/books/1");
+        let bytes = encode(r, r#"{"name":"n","pageCount":"3","genre":"POETRY"}"#);
+        assert_eq!(
+            render(r, &bytes, ResponseOptions::default()),
+            r#"{"name":"n","genre":"POETRY","pageCount":"3"}"#
+        );
+        let o = ResponseOptions {
+            proto_field_names: true,
+            enums_as_ints: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            render(r, &bytes, o),
+            r#"{"name":"n","genre":5,"page_count":"3"}"#
+        );
+        let o = ResponseOptions {
+            emit_defaults: true,
+            ..Default::default()
+        };
+        let full: serde_json::Value = serde_json::from_str(&render(r, &bytes, o)).unwrap();
+        assert_eq!(full["title"], "");
+        assert_eq!(full["authors"], serde_json::json!([]));
+        let o = ResponseOptions {
+            pretty: true,
+            ..Default::default()
+        };
+        assert!(render(r, &bytes, o).contains("\n  \"name\": \"n\""));
+    }
+
+    #[test]
+    fn response_body_field() {
+        let t = table();
+        let r = route(&t, "GET", "/v1/shelves/1/stats");
+        let bytes = encode(
+            r,
+            r#"{"stats":{"bookCount":"2"},"computeTime":"2024-01-01T00:00:00Z"}"#,
+        );
+        assert_eq!(
+            render(r, &bytes, ResponseOptions::default()),
+            r#"{"bookCount":"2"}"#
+        );
+        // Unset: an empty object, not null.
+        assert_eq!(render(r, &[], ResponseOptions::default()), "{}");
+    }
+
+    #[test]
+    fn http_body_is_raw() {
+        let t = table();
+        let r = route(&t, "GET", "/v1/shelves/1/books/1/cover");
+        let bytes = encode(r, r#"{"contentType":"image/png","data":"AAEC"}"#);
+        assert_eq!(
+            render_response(r, &bytes, &ResponseOptions::default()).unwrap(),
+            RenderedBody::Raw {
+                content_type: "image/png".into(),
+                data: Bytes::from_static(&[0, 1, 2])
+            }
+        );
+    }
+
+    #[test]
+    fn undecodable_upstream_message_is_a_bad_gateway() {
+        let t = table();
+        let r = route(&t, "GET", "/v1/shelves/1/books/1");
+        let e = render_response(r, &[0xff, 0xff, 0xff], &ResponseOptions::default()).unwrap_err();
+        assert_eq!(e.http_status(), http::StatusCode::BAD_GATEWAY);
+        assert!(e.to_string().contains("library.v1.Book"), "{e}");
+    }
+}
