@@ -7,3 +7,13 @@ pub mod response;
 
 pub use request::{RequestInput, RequestOptions, build_request};
 pub use response::{RenderedBody, ResponseOptions, render_response};
+
+/// The bundled example's routes (annotations only), for unit tests.
+#[cfg(test)]
+pub(crate) fn example_routes() -> crate::routing::RouteTable {
+    let pool = crate::descriptors::load(&["descriptors".into()])
+        .expect("bundled descriptors")
+        .pool;
+    crate::routing::rules::build(&pool, &[], &crate::routing::RulesOptions::default())
+        .expect("bundled rules")
+}

@@ -400,15 +400,9 @@ fn bound_elsewhere(route: &Route, fields: &[FieldDescriptor]) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::rules::{self, RouteTable, RulesOptions};
     use serde_json::json;
 
-    fn table() -> RouteTable {
-        let pool = crate::descriptors::load(&["descriptors".into()])
-            .unwrap()
-            .pool;
-        rules::build(&pool, &[], &RulesOptions::default()).unwrap()
-    }
+    use crate::transcode::example_routes as table;
 
     fn build(
         method: &str,

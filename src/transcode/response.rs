@@ -161,15 +161,10 @@ fn internal(e: impl std::fmt::Display) -> GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::rules::{self, RouteTable, RulesOptions};
+    use crate::routing::rules::RouteTable;
     use prost::Message;
 
-    fn table() -> RouteTable {
-        let pool = crate::descriptors::load(&["descriptors".into()])
-            .unwrap()
-            .pool;
-        rules::build(&pool, &[], &RulesOptions::default()).unwrap()
-    }
+    use crate::transcode::example_routes as table;
 
     fn route<'t>(t: &'t RouteTable, method: &str, path: &str) -> &'t Route {
         let hit = t.matcher.find(&method.parse().unwrap(), path).unwrap();
