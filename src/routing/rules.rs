@@ -66,6 +66,8 @@ pub struct Route {
     pub source: RuleSource,
     /// The gRPC path, `/pkg.Service/Method`.
     pub grpc_path: String,
+    /// The rendered response type holds map fields (their JSON entries get sorted).
+    pub renders_maps: bool,
 }
 
 impl Route {
@@ -365,7 +367,13 @@ fn compile_route(
     if !problems.is_empty() {
         return Err(problems);
     }
+    let rendered = match response_body.as_ref().map(|f| f.kind()) {
+        Some(Kind::Message(m)) => Some(m),
+        Some(_) => None,
+        None => Some(method.output()),
+    };
     Ok(Route {
+        renders_maps: rendered.is_some_and(|m| holds_maps(&m)),
         id,
         http_method,
         template,
@@ -376,6 +384,27 @@ fn compile_route(
         variables,
         source: source.clone(),
     })
+}
+
+/// True when `desc` holds a map field, directly or in a nested message
+/// (well-known types aside).
+pub fn holds_maps(desc: &MessageDescriptor) -> bool {
+    fn walk(desc: &MessageDescriptor, seen: &mut Vec<String>) -> bool {
+        if desc.full_name().starts_with("google.protobuf.")
+            || seen.iter().any(|s| s == desc.full_name())
+        {
+            return false;
+        }
+        seen.push(desc.full_name().to_string());
+        desc.fields().any(|f| {
+            f.is_map()
+                || match f.kind() {
+                    Kind::Message(m) => walk(&m, seen),
+                    _ => false,
+                }
+        })
+    }
+    walk(desc, &mut Vec::new())
 }
 
 /// A top-level field by proto name or JSON name.

@@ -2,11 +2,14 @@
 //! the raw bytes of a google.api.HttpBody.
 
 use bytes::Bytes;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, SerializeOptions, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, SerializeOptions,
+    Value,
+};
 
 use super::query::is_http_body;
 use crate::config::JsonOptions;
-use crate::routing::rules::Route;
+use crate::routing::rules::{Route, holds_maps};
 use crate::status::GatewayError;
 
 /// Options for rendering JSON responses.
@@ -71,8 +74,8 @@ pub fn render_response(
     })?;
     match &route.response_body {
         None if is_http_body(&out) => Ok(raw(&msg)),
-        None => to_json(&msg, opts).map(RenderedBody::Json),
-        Some(field) => render_field(&msg, field, opts),
+        None => to_json_sorted(&msg, opts, route.renders_maps).map(RenderedBody::Json),
+        Some(field) => render_field(&msg, field, opts, route.renders_maps),
     }
 }
 
@@ -80,6 +83,7 @@ fn render_field(
     msg: &DynamicMessage,
     field: &FieldDescriptor,
     opts: &ResponseOptions,
+    maps: bool,
 ) -> Result<RenderedBody, GatewayError> {
     if let Kind::Message(m) = field.kind()
         && !field.is_list()
@@ -93,7 +97,7 @@ fn render_field(
         return if is_http_body(&m) {
             Ok(raw(&inner))
         } else {
-            to_json(&inner, opts).map(RenderedBody::Json)
+            to_json_sorted(&inner, opts, maps).map(RenderedBody::Json)
         };
     }
     // Scalars, lists and maps: render the whole message with defaults and
@@ -122,9 +126,33 @@ fn render_field(
     Ok(RenderedBody::Json(bytes.into()))
 }
 
-/// Serializes a message as proto3 JSON.
+/// Serializes a message as proto3 JSON. Map entries come out sorted by key
+/// (as Go's protojson does), so equal messages render to equal bytes.
 pub fn to_json(msg: &DynamicMessage, opts: &ResponseOptions) -> Result<Bytes, GatewayError> {
+    to_json_sorted(msg, opts, holds_maps(&msg.descriptor()))
+}
+
+/// [`to_json`] with the map check already made (routes make it at load time).
+fn to_json_sorted(
+    msg: &DynamicMessage,
+    opts: &ResponseOptions,
+    maps: bool,
+) -> Result<Bytes, GatewayError> {
     let so = opts.serialize_options();
+    let desc = msg.descriptor();
+    if maps {
+        let mut value = msg
+            .serialize_with_options(serde_json::value::Serializer, &so)
+            .map_err(internal)?;
+        sort_maps(&mut value, &desc, opts);
+        let bytes = if opts.pretty {
+            serde_json::to_vec_pretty(&value)
+        } else {
+            serde_json::to_vec(&value)
+        }
+        .map_err(internal)?;
+        return Ok(bytes.into());
+    }
     let mut buf = Vec::with_capacity(256);
     if opts.pretty {
         let mut ser = serde_json::Serializer::pretty(&mut buf);
@@ -136,6 +164,46 @@ pub fn to_json(msg: &DynamicMessage, opts: &ResponseOptions) -> Result<Bytes, Ga
             .map_err(internal)?;
     }
     Ok(buf.into())
+}
+
+fn is_well_known(desc: &MessageDescriptor) -> bool {
+    desc.full_name().starts_with("google.protobuf.")
+}
+
+/// Sorts the keys of every JSON object that renders a map field.
+fn sort_maps(value: &mut serde_json::Value, desc: &MessageDescriptor, opts: &ResponseOptions) {
+    let serde_json::Value::Object(obj) = value else {
+        return;
+    };
+    if is_well_known(desc) {
+        return;
+    }
+    for f in desc.fields() {
+        let key = if opts.proto_field_names {
+            f.name()
+        } else {
+            f.json_name()
+        };
+        let Some(v) = obj.get_mut(key) else { continue };
+        let Kind::Message(m) = f.kind() else { continue };
+        if f.is_map() {
+            let value_kind = m.map_entry_value_field().kind();
+            if let serde_json::Value::Object(entries) = v {
+                entries.sort_keys();
+                if let Kind::Message(vm) = value_kind {
+                    for e in entries.values_mut() {
+                        sort_maps(e, &vm, opts);
+                    }
+                }
+            }
+        } else if let serde_json::Value::Array(items) = v {
+            for item in items {
+                sort_maps(item, &m, opts);
+            }
+        } else {
+            sort_maps(v, &m, opts);
+        }
+    }
 }
 
 fn raw(msg: &DynamicMessage) -> RenderedBody {
@@ -231,6 +299,20 @@ mod tests {
         );
         // Unset: an empty object, not null.
         assert_eq!(render(r, &[], ResponseOptions::default()), "{}");
+    }
+
+    #[test]
+    fn map_entries_render_sorted() {
+        let t = table();
+        let r = route(&t, "GET", "/v1/shelves/1/books/1");
+        let labels: Vec<String> = (0..20).map(|i| format!("\"k{i:02}\":\"v\"")).collect();
+        let bytes = encode(
+            r,
+            &format!("{{\"labels\":{{{}}},\"name\":\"n\"}}", labels.join(",")),
+        );
+        let out = render(r, &bytes, ResponseOptions::default());
+        let expected = format!("{{\"name\":\"n\",\"labels\":{{{}}}}}", labels.join(","));
+        assert_eq!(out, expected);
     }
 
     #[test]
