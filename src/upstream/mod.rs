@@ -2,5 +2,6 @@
 //! the mock backend).
 
 pub mod grpc;
+pub mod mock;
 
 pub use grpc::{BytesCodec, GrpcUpstream, UpstreamFault};
