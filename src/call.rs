@@ -26,6 +26,18 @@ pub struct Call {
     pub requests: BoxStream<'static, Bytes>,
     /// The call's deadline, from `grpc-timeout` or configuration.
     pub timeout: Duration,
+    /// Where the call came from, for backends that look past the message
+    /// (the mock matches stubs on routes and headers); see [`Backend::wants_context`].
+    pub context: CallContext,
+}
+
+/// The HTTP side of a call, filled only for backends that ask for it.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The REST route, as `protogate routes` prints it: `GET /v1/{name=shelves/*}`.
+    pub route: Option<String>,
+    /// The request headers as received.
+    pub headers: http::HeaderMap,
 }
 
 /// What a backend yields while a call runs.
@@ -50,6 +62,11 @@ pub struct CallResponse {
 pub trait Backend: Send + Sync + 'static {
     /// Starts a call; resolves once response headers (or an error) arrive.
     fn call(&self, call: Call) -> BoxFuture<'static, Result<CallResponse, GatewayError>>;
+
+    /// Whether [`Call::context`] should be filled (it costs a header copy).
+    fn wants_context(&self) -> bool {
+        false
+    }
 }
 
 /// The outcome of a unary call, collected.
@@ -91,7 +108,7 @@ impl CallResponse {
 
 /// Appends every entry of `from` to `into`.
 pub fn merge_metadata(into: &mut MetadataMap, from: MetadataMap) {
-    let mut headers = into.clone().into_headers();
+    let mut headers = std::mem::take(into).into_headers();
     for (k, v) in from.into_headers().iter() {
         headers.append(k.clone(), v.clone());
     }

@@ -73,6 +73,22 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PROTOGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the admin endpoints (mock stubs and unmatched requests).
+    #[arg(long, env = "PROTOGATE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Answer from the descriptors alone, with no backend (all services, or
+    /// `mock.services` in routes.yaml).
+    #[arg(long, env = "PROTOGATE_MOCK")]
+    pub mock: bool,
+    /// Seed of the mock's generated data.
+    #[arg(long, env = "PROTOGATE_MOCK_SEED")]
+    pub mock_seed: Option<u64>,
+    /// Directory of mock stub files (YAML or JSON), hot-reloaded.
+    #[arg(long, env = "PROTOGATE_MOCK_STUBS")]
+    pub mock_stubs: Option<PathBuf>,
+    /// Proxy to the upstream and record every exchange as a stub file here.
+    #[arg(long, env = "PROTOGATE_MOCK_RECORD")]
+    pub mock_record: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -85,7 +101,7 @@ impl CommonArgs {
         Settings {
             descriptors: self.descriptors.clone(),
             routes,
-            upstream: None,
+            ..Settings::default()
         }
     }
 }
@@ -95,6 +111,10 @@ impl ServeArgs {
     pub fn settings(&self) -> Settings {
         Settings {
             upstream: self.upstream.clone(),
+            mock: self.mock,
+            mock_seed: self.mock_seed,
+            mock_stubs: self.mock_stubs.clone(),
+            mock_record: self.mock_record.clone(),
             ..self.common.settings()
         }
     }

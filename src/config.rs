@@ -33,6 +33,30 @@ pub struct Config {
     /// Header ↔ metadata forwarding.
     #[serde(default)]
     pub headers: HeaderOptions,
+    /// The mock backend.
+    #[serde(default)]
+    pub mock: MockConfig,
+}
+
+/// The mock backend: answers from the descriptors alone, for all services or
+/// chosen ones (the rest still go to their upstreams).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockConfig {
+    /// Mock (`--mock`).
+    pub enabled: bool,
+    /// Only these services are mocked; empty = every service.
+    pub services: Vec<String>,
+    /// Seed of generated data (`--mock-seed`): same seed, same answers.
+    pub seed: u64,
+    /// Directory of stub files, hot-reloaded (`--mock-stubs`).
+    pub stubs: Option<PathBuf>,
+    /// Services whose AIP standard methods (Create/Get/List/Update/Delete)
+    /// keep state in memory.
+    pub stateful: Vec<String>,
+    /// Record mode (`--mock-record`): proxy to the upstreams and write every
+    /// exchange as a stub file in this directory.
+    pub record: Option<PathBuf>,
 }
 
 /// google.api.Http.

@@ -15,6 +15,9 @@ use crate::descriptors::{self, DescriptorError};
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
 use crate::transcode::{RequestOptions, ResponseOptions};
 use crate::upstream::GrpcUpstream;
+use crate::upstream::mock::MockBackend;
+use crate::upstream::mock::record::Recorder;
+use crate::upstream::mock::stubs::{StubError, StubStore};
 
 /// Request headers forwarded as metadata without configuration.
 pub const DEFAULT_FORWARDED_HEADERS: &[&str] =
@@ -29,6 +32,30 @@ pub struct Settings {
     pub routes: Option<PathBuf>,
     /// `--upstream`: overrides the default upstream's URL.
     pub upstream: Option<String>,
+    /// `--mock`.
+    pub mock: bool,
+    /// `--mock-seed`.
+    pub mock_seed: Option<u64>,
+    /// `--mock-stubs`.
+    pub mock_stubs: Option<PathBuf>,
+    /// `--mock-record`.
+    pub mock_record: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Flags override routes.yaml.
+    pub fn apply(&self, config: &mut Config) {
+        config.mock.enabled |= self.mock;
+        if let Some(seed) = self.mock_seed {
+            config.mock.seed = seed;
+        }
+        if let Some(dir) = &self.mock_stubs {
+            config.mock.stubs = Some(dir.clone());
+        }
+        if let Some(dir) = &self.mock_record {
+            config.mock.record = Some(dir.clone());
+        }
+    }
 }
 
 /// Why the gateway could not be built; `check` lists every problem.
@@ -43,6 +70,9 @@ pub enum LoadError {
     /// Rules, upstreams or timeouts that do not fit the descriptors.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Rules(Vec<RuleError>),
+    /// Stub files.
+    #[error(transparent)]
+    Stubs(#[from] StubError),
 }
 
 /// The immutable, loaded gateway.
@@ -63,8 +93,23 @@ pub struct Gateway {
     pub max_body_bytes: u64,
     /// Headers forwarded as metadata (lowercase).
     pub forwarded_headers: HashSet<HeaderName>,
+    /// Every method by gRPC path (`/pkg.Service/Method`), for the native gRPC adapter.
+    pub methods: HashMap<String, MethodTarget>,
+    /// The mock backend, when any service is mocked.
+    pub mock: Option<MockBackend>,
     /// The configuration it was built from.
     pub config: Config,
+}
+
+/// Where calls to one method go.
+#[derive(Clone)]
+pub struct MethodTarget {
+    /// The method.
+    pub method: prost_reflect::MethodDescriptor,
+    /// Its backend, if one is configured.
+    pub backend: Option<Arc<dyn Backend>>,
+    /// Its deadline when the client sends none.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -78,10 +123,11 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Loads descriptors and routes.yaml and builds everything.
     pub fn load(settings: &Settings) -> Result<Gateway, LoadError> {
-        let config = match &settings.routes {
+        let mut config = match &settings.routes {
             Some(p) => Config::load(p)?,
             None => Config::default(),
         };
+        settings.apply(&mut config);
         let loaded = descriptors::load(&settings.descriptors)?;
         Gateway::build(loaded.pool, config, settings.upstream.as_deref())
     }
@@ -104,28 +150,70 @@ impl Gateway {
                 None
             }
         };
-        let upstreams = resolve_upstreams(&pool, &config, upstream_override, &mut errors);
+        let mut upstreams = resolve_upstreams(&pool, &config, upstream_override, &mut errors);
+        check_services(&pool, "mock.services", &config.mock.services, &mut errors);
+        check_services(&pool, "mock.stateful", &config.mock.stateful, &mut errors);
+        if let Some(dir) = &config.mock.record {
+            upstreams.record(dir, &pool, &mut errors);
+        }
         check_timeout_selectors(&pool, &config, &mut errors);
         let forwarded_headers = forwarded_headers(&config, &mut errors);
         let Some(table) = table.filter(|_| errors.is_empty()) else {
             return Err(LoadError::Rules(errors));
         };
+        // Naming services to mock turns mocking on for just those.
+        let mock = if config.mock.enabled || !config.mock.services.is_empty() {
+            let stubs = match &config.mock.stubs {
+                Some(dir) => StubStore::load(dir, &pool)?,
+                None => StubStore::empty(&pool),
+            };
+            Some(MockBackend::new(
+                pool.clone(),
+                config.mock.seed,
+                Arc::new(stubs),
+                config.mock.stateful.iter().cloned().collect(),
+            ))
+        } else {
+            None
+        };
+        let mocked = |service: &str| {
+            config.mock.services.is_empty() || config.mock.services.iter().any(|s| s == service)
+        };
 
+        // Every method (REST routes and native gRPC alike) resolves its
+        // backend and deadline once, here.
+        let mut methods = HashMap::new();
+        for service in pool.services() {
+            let name = service.full_name().to_string();
+            let upstream = upstreams
+                .by_service
+                .get(&name)
+                .or(upstreams.default.as_ref());
+            let backend: Option<Arc<dyn Backend>> = match &mock {
+                Some(m) if mocked(&name) => Some(Arc::new(m.clone())),
+                _ => upstream.map(|(b, _)| b.clone()),
+            };
+            let upstream_timeout = upstream.and_then(|(_, t)| *t);
+            for method in service.methods() {
+                let timeout = timeout_for(&config, &method)
+                    .or(upstream_timeout)
+                    .unwrap_or(config.limits.default_timeout.0);
+                methods.insert(
+                    format!("/{}/{}", name, method.name()),
+                    MethodTarget {
+                        method,
+                        backend: backend.clone(),
+                        timeout,
+                    },
+                );
+            }
+        }
         let mut backends = Vec::with_capacity(table.routes.len());
         let mut timeouts = Vec::with_capacity(table.routes.len());
         for route in &table.routes {
-            let service = route.method.parent_service().full_name().to_string();
-            let upstream = upstreams
-                .by_service
-                .get(&service)
-                .or(upstreams.default.as_ref());
-            backends.push(upstream.map(|(b, _)| b.clone()));
-            let upstream_timeout = upstream.and_then(|(_, t)| *t);
-            timeouts.push(
-                timeout_for(&config, route)
-                    .or(upstream_timeout)
-                    .unwrap_or(config.limits.default_timeout.0),
-            );
+            let target = methods.get(&route.grpc_path);
+            backends.push(target.and_then(|t| t.backend.clone()));
+            timeouts.push(target.map_or(config.limits.default_timeout.0, |t| t.timeout));
         }
         Ok(Gateway {
             pool,
@@ -139,6 +227,8 @@ impl Gateway {
             max_body_bytes: config.limits.max_body_bytes.0,
             forwarded_headers,
             table,
+            methods,
+            mock,
             config,
         })
     }
@@ -217,10 +307,55 @@ fn resolve_upstreams(
     out
 }
 
+impl Upstreams {
+    /// Record mode: every upstream records its exchanges as stub files.
+    fn record(
+        &mut self,
+        dir: &std::path::Path,
+        pool: &DescriptorPool,
+        errors: &mut Vec<RuleError>,
+    ) {
+        let wrap = |b: &Arc<dyn Backend>, errors: &mut Vec<RuleError>| -> Arc<dyn Backend> {
+            match Recorder::new(b.clone(), dir.to_path_buf(), pool.clone()) {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    errors.push(RuleError {
+                        rule: "mock.record".into(),
+                        message: format!("{}: {e}", dir.display()),
+                    });
+                    b.clone()
+                }
+            }
+        };
+        if let Some((b, t)) = self.default.take() {
+            self.default = Some((wrap(&b, errors), t));
+        }
+        for (b, _) in self.by_service.values_mut() {
+            *b = wrap(b, errors);
+        }
+    }
+}
+
+fn check_services(
+    pool: &DescriptorPool,
+    section: &str,
+    services: &[String],
+    errors: &mut Vec<RuleError>,
+) {
+    for s in services {
+        if pool.get_service_by_name(s).is_none() {
+            errors.push(RuleError {
+                rule: section.to_string(),
+                message: format!("service {s} is not in the descriptors"),
+            });
+        }
+    }
+}
+
 /// Most specific selector wins: `pkg.Service.Method`, then `pkg.Service.*`, then `*`.
-fn timeout_for(config: &Config, route: &Route) -> Option<Duration> {
-    let method = route.method.full_name();
-    let service = format!("{}.*", route.method.parent_service().full_name());
+fn timeout_for(config: &Config, method: &prost_reflect::MethodDescriptor) -> Option<Duration> {
+    let service = format!("{}.*", method.parent_service().full_name());
+    let method = method.full_name();
     [method, service.as_str(), "*"]
         .iter()
         .find_map(|s| config.timeouts.get(*s))

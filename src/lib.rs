@@ -6,6 +6,7 @@
 //! request into a [`call::Call`] that a [`call::Backend`] runs
 //! ([`upstream`]). See DESIGN.md for the shape.
 
+pub mod admin;
 pub mod call;
 pub mod cli;
 pub mod config;

@@ -51,6 +51,28 @@ async fn main() -> ExitCode {
                     }
                 };
                 let addr = listener.local_addr().unwrap_or(args.listen);
+                if let Some(admin_addr) = args.admin_listen {
+                    match tokio::net::TcpListener::bind(admin_addr).await {
+                        Ok(l) => {
+                            let local = l.local_addr().unwrap_or(admin_addr);
+                            tracing::info!("admin endpoints on http://{local}/_protogate/");
+                            tokio::spawn(server::serve_admin(
+                                l,
+                                gw.clone(),
+                                server::shutdown_signal(),
+                            ));
+                        }
+                        Err(e) => {
+                            eprintln!("error: cannot listen on {admin_addr}: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                if let Some(m) = &gw.mock {
+                    tracing::info!(
+                        "mock mode ({m:?}): stubs at http://{addr}/_protogate/mock/stubs, unmatched requests at http://{addr}/_protogate/mock/unmatched"
+                    );
+                }
                 if gw.backends.iter().all(Option::is_none) {
                     tracing::warn!(
                         "no upstream configured: every call will answer 503 (use --upstream or upstreams: in routes.yaml)"

@@ -10,15 +10,41 @@ use http::Request;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::admin;
 use crate::gateway::Gateway;
-use crate::protocol::rest;
+use crate::protocol::{grpc, rest};
 
-/// The router: every request goes to the REST adapter, which does its own
-/// matching against the compiled route table.
+/// The router: gRPC requests (by content type) go to the native gRPC adapter,
+/// every other request to the REST adapter, which matches against the
+/// compiled route table. In mock mode the admin endpoints are mounted too.
 pub fn router(gw: Arc<Gateway>) -> Router {
-    Router::new()
-        .fallback(move |req: Request<Body>| rest::handle(gw.clone(), req))
-        .layer(TraceLayer::new_for_http())
+    let base = if gw.mock.is_some() {
+        admin::router(gw.clone())
+    } else {
+        Router::new()
+    };
+    base.fallback(move |req: Request<Body>| {
+        let gw = gw.clone();
+        async move {
+            if grpc::is_grpc(req.headers()) {
+                grpc::handle(gw, req).await
+            } else {
+                rest::handle(gw, req).await
+            }
+        }
+    })
+    .layer(TraceLayer::new_for_http())
+}
+
+/// Serves the admin endpoints on their own listener until `shutdown`.
+pub async fn serve_admin(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, admin::router(gw))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves HTTP/1.1 and HTTP/2 (h2c) on `listener` until `shutdown` resolves;

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Limited};
 use prost::Message;
 
 use super::metadata::{parse_grpc_timeout, request_metadata, response_headers};
-use crate::call::Call;
+use crate::call::{Call, CallContext};
 use crate::gateway::Gateway;
 use crate::routing::MatchError;
 use crate::status::GatewayError;
@@ -114,10 +114,19 @@ async fn serve(gw: &Gateway, req: Request<Body>, pretty: bool) -> Result<Respons
         ))));
     };
 
+    let context = if backend.wants_context() {
+        CallContext {
+            route: Some(format!("{} {}", route.http_method, route.template)),
+            headers: parts.headers.clone(),
+        }
+    } else {
+        CallContext::default()
+    };
     let call = Call {
         method: route.method.clone(),
         path: route.grpc_path.clone(),
         metadata,
+        context,
         requests: Box::pin(stream::once(
             async move { Bytes::from(message.encode_to_vec()) },
         )),

@@ -1,6 +1,346 @@
-//! The mock backend: answers every method from the descriptors alone, with
-//! deterministic generated data, stubs, and optional stateful CRUD.
+//! The mock backend: answers every method from the descriptors alone, so
+//! frontend teams can work before the backend exists. It is a [`Backend`]
+//! like the real upstream, so every protocol the gateway serves works in mock
+//! mode unchanged.
+//!
+//! For each call, in order: a matching stub ([`stubs`]) answers; else, for a
+//! stateful service, the in-memory CRUD store ([`state`]) answers AIP standard
+//! methods; else the generator ([`generate`]) makes a deterministic, realistic
+//! response (same method + request + seed → same bytes). Every response
+//! carries `x-protogate-mock` metadata saying which of the three answered.
 
 pub mod generate;
+pub mod record;
 pub mod state;
 pub mod stubs;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, BoxStream};
+use prost::Message;
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, MethodDescriptor,
+    SerializeOptions,
+};
+use tonic::metadata::{MetadataMap, MetadataValue};
+
+use crate::call::{Backend, Call, CallEvent, CallResponse};
+use crate::status::GatewayError;
+use generate::Generator;
+use state::CrudStore;
+use stubs::{StubOutcome, StubReply, StubRequest, StubStore};
+
+/// How many unmatched requests the admin endpoint remembers.
+const UNMATCHED_KEPT: usize = 50;
+/// Messages a server stream yields when no stub says otherwise.
+const GENERATED_STREAM_LEN: usize = 3;
+
+/// The mock backend; cheap to clone.
+#[derive(Clone)]
+pub struct MockBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: DescriptorPool,
+    generator: Generator,
+    stubs: Arc<StubStore>,
+    state: CrudStore,
+    stateful: HashSet<String>,
+    unmatched: Mutex<VecDeque<serde_json::Value>>,
+}
+
+impl std::fmt::Debug for MockBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockBackend")
+            .field("seed", &self.inner.generator.seed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockBackend {
+    /// A mock over `pool` with `stubs`; `stateful` lists the services whose
+    /// standard methods keep state.
+    pub fn new(
+        pool: DescriptorPool,
+        seed: u64,
+        stubs: Arc<StubStore>,
+        stateful: HashSet<String>,
+    ) -> MockBackend {
+        MockBackend {
+            inner: Arc::new(Inner {
+                pool,
+                generator: Generator::new(seed),
+                stubs,
+                state: CrudStore::new(),
+                stateful,
+                unmatched: Mutex::new(VecDeque::new()),
+            }),
+        }
+    }
+
+    /// The stubs, for the admin endpoint.
+    pub fn stubs(&self) -> &Arc<StubStore> {
+        &self.inner.stubs
+    }
+
+    /// Recent requests that no stub matched, newest last.
+    pub fn unmatched(&self) -> Vec<serde_json::Value> {
+        self.inner
+            .unmatched
+            .lock()
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Backend for MockBackend {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<CallResponse, GatewayError>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.answer(call).await })
+    }
+
+    fn wants_context(&self) -> bool {
+        true
+    }
+}
+
+/// What answered a call, reported as `x-protogate-mock` metadata.
+enum Source {
+    Stub(String),
+    Stateful,
+    Generated,
+}
+
+impl Inner {
+    async fn answer(self: Arc<Self>, call: Call) -> Result<CallResponse, GatewayError> {
+        let Call {
+            method,
+            mut requests,
+            context,
+            ..
+        } = call;
+        // Client streams: the last message stands for the call.
+        let mut last = Bytes::new();
+        while let Some(m) = requests.next().await {
+            last = m;
+        }
+        let request = DynamicMessage::decode(method.input(), last.clone()).map_err(|e| {
+            GatewayError::Upstream(tonic::Status::invalid_argument(format!(
+                "request does not decode as {}: {e}",
+                method.input().full_name()
+            )))
+        })?;
+        let mut key = method.full_name().as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(&last);
+
+        let stub = self.stubs.find(&StubRequest {
+            method: &method,
+            route: context.route.as_deref(),
+            message: &request,
+            headers: &context.headers,
+        });
+        if let Some(reply) = stub {
+            return self.from_stub(&method, &request, &key, reply).await;
+        }
+        self.remember_unmatched(
+            &method,
+            context.route.as_deref(),
+            &request,
+            &context.headers,
+        );
+
+        let service = method.parent_service().full_name().to_string();
+        if self.stateful.contains(&service)
+            && let Some(result) = self.state.handle(&method, &request, &self.generator, &key)
+        {
+            let msg = result.map_err(GatewayError::Upstream)?;
+            return Ok(respond(Source::Stateful, vec![(Duration::ZERO, msg)]));
+        }
+        let count = if method.is_server_streaming() {
+            GENERATED_STREAM_LEN
+        } else {
+            1
+        };
+        let messages = (0..count)
+            .map(|i| {
+                let mut k = key.clone();
+                if i > 0 {
+                    k.extend_from_slice(&(i as u64).to_le_bytes());
+                }
+                (
+                    Duration::ZERO,
+                    self.generator.respond(&method, &request, &k),
+                )
+            })
+            .collect();
+        Ok(respond(Source::Generated, messages))
+    }
+
+    async fn from_stub(
+        &self,
+        method: &MethodDescriptor,
+        request: &DynamicMessage,
+        key: &[u8],
+        reply: StubReply,
+    ) -> Result<CallResponse, GatewayError> {
+        if !reply.latency.is_zero() {
+            tokio::time::sleep(reply.latency).await;
+        }
+        let id = reply.stub_id;
+        match reply.outcome {
+            StubOutcome::Message(json) => {
+                let msg = self.stub_message(method.output(), &json, request, key, &id)?;
+                Ok(respond(Source::Stub(id), vec![(Duration::ZERO, msg)]))
+            }
+            StubOutcome::Stream(items) => {
+                let mut messages = Vec::with_capacity(items.len());
+                for (i, (delay, json)) in items.iter().enumerate() {
+                    let mut k = key.to_vec();
+                    k.extend_from_slice(&(i as u64).to_le_bytes());
+                    let msg = self.stub_message(method.output(), json, request, &k, &id)?;
+                    messages.push((*delay, msg));
+                }
+                Ok(respond(Source::Stub(id), messages))
+            }
+            StubOutcome::Error {
+                code,
+                message,
+                details,
+            } => Err(GatewayError::Upstream(
+                self.stub_status(code, &message, &details, &id)?,
+            )),
+        }
+    }
+
+    /// The stub's (partial) message, unset fields generated.
+    fn stub_message(
+        &self,
+        desc: MessageDescriptor,
+        json: &serde_json::Value,
+        request: &DynamicMessage,
+        key: &[u8],
+        id: &str,
+    ) -> Result<DynamicMessage, GatewayError> {
+        let mut msg = DynamicMessage::deserialize_with_options(
+            desc.clone(),
+            json,
+            &DeserializeOptions::new().deny_unknown_fields(true),
+        )
+        .map_err(|e| {
+            GatewayError::Internal(format!(
+                "stub {id}: its message is not a valid {}: {e}",
+                desc.full_name()
+            ))
+        })?;
+        self.generator.fill_unset(&mut msg, request, key);
+        Ok(msg)
+    }
+
+    /// A status whose details are encoded as `grpc-status-details-bin`.
+    fn stub_status(
+        &self,
+        code: i32,
+        message: &str,
+        details: &[serde_json::Value],
+        id: &str,
+    ) -> Result<tonic::Status, GatewayError> {
+        let code = tonic::Code::from_i32(code);
+        let mut status = if details.is_empty() {
+            tonic::Status::new(code, message)
+        } else {
+            let desc = self
+                .pool
+                .get_message_by_name("google.rpc.Status")
+                .ok_or_else(|| GatewayError::Internal("google.rpc.Status missing".into()))?;
+            let json = serde_json::json!({
+                "code": code as i32,
+                "message": message,
+                "details": details,
+            });
+            let encoded = DynamicMessage::deserialize(desc, &json)
+                .map_err(|e| {
+                    GatewayError::Internal(format!("stub {id}: invalid error details: {e}"))
+                })?
+                .encode_to_vec();
+            tonic::Status::with_details(code, message, encoded.into())
+        };
+        if let Ok(v) = MetadataValue::try_from(format!("stub:{id}")) {
+            status.metadata_mut().insert("x-protogate-mock", v);
+        }
+        Ok(status)
+    }
+
+    fn remember_unmatched(
+        &self,
+        method: &MethodDescriptor,
+        route: Option<&str>,
+        request: &DynamicMessage,
+        headers: &http::HeaderMap,
+    ) {
+        let body = request
+            .serialize_with_options(
+                serde_json::value::Serializer,
+                &SerializeOptions::new().use_proto_field_name(true),
+            )
+            .unwrap_or(serde_json::Value::Null);
+        let headers: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .filter(|(k, _)| k.as_str() != "authorization" && k.as_str() != "cookie")
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                )
+            })
+            .collect();
+        let at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let entry = serde_json::json!({
+            "method": method.full_name(),
+            "route": route,
+            "request": body,
+            "headers": headers,
+            "unix_ms": at,
+        });
+        if let Ok(mut u) = self.unmatched.lock() {
+            if u.len() == UNMATCHED_KEPT {
+                u.pop_front();
+            }
+            u.push_back(entry);
+        }
+    }
+}
+
+/// A call response yielding `messages` (each after its delay), then trailers.
+fn respond(source: Source, messages: Vec<(Duration, DynamicMessage)>) -> CallResponse {
+    let mut metadata = MetadataMap::new();
+    let label = match &source {
+        Source::Stub(id) => format!("stub:{id}"),
+        Source::Stateful => "stateful".to_string(),
+        Source::Generated => "generated".to_string(),
+    };
+    if let Ok(v) = MetadataValue::try_from(label) {
+        metadata.insert("x-protogate-mock", v);
+    }
+    let events: BoxStream<'static, Result<CallEvent, GatewayError>> = stream::iter(messages)
+        .then(|(delay, msg)| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(CallEvent::Message(Bytes::from(msg.encode_to_vec())))
+        })
+        .chain(stream::once(async {
+            Ok(CallEvent::Trailers(MetadataMap::new()))
+        }))
+        .boxed();
+    CallResponse { metadata, events }
+}

@@ -1,0 +1,147 @@
+//! Record mode: proxy calls to the real upstream and write each exchange as a
+//! stub file, so a team can capture a real backend once and replay it
+//! offline with `--mock --mock-stubs DIR`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+
+use crate::call::{Backend, Call, CallEvent, CallResponse};
+use crate::status::{GatewayError, decode_details};
+
+/// Wraps a backend and records every unary or server-streaming exchange.
+pub struct Recorder {
+    inner: Arc<dyn Backend>,
+    dir: PathBuf,
+    pool: DescriptorPool,
+    counter: AtomicU64,
+}
+
+impl Recorder {
+    /// Records calls to `inner` as stub files in `dir` (created if needed).
+    pub fn new(
+        inner: Arc<dyn Backend>,
+        dir: PathBuf,
+        pool: DescriptorPool,
+    ) -> std::io::Result<Recorder> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Recorder {
+            inner,
+            dir,
+            pool,
+            counter: AtomicU64::new(0),
+        })
+    }
+}
+
+fn to_json(desc: MessageDescriptor, bytes: &[u8]) -> serde_json::Value {
+    DynamicMessage::decode(desc, bytes)
+        .ok()
+        .and_then(|m| {
+            m.serialize_with_options(
+                serde_json::value::Serializer,
+                &SerializeOptions::new().use_proto_field_name(true),
+            )
+            .ok()
+        })
+        .unwrap_or(serde_json::Value::Null)
+}
+
+impl Backend for Recorder {
+    fn call(&self, call: Call) -> BoxFuture<'static, Result<CallResponse, GatewayError>> {
+        let inner = self.inner.clone();
+        let dir = self.dir.clone();
+        let pool = self.pool.clone();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            let method = call.method.clone();
+            // Buffer the request messages so they can be both sent and recorded.
+            let requests: Vec<Bytes> = call.requests.collect().await;
+            let recorded_request = requests.last().cloned().unwrap_or_default();
+            let call = Call {
+                requests: stream::iter(requests).boxed(),
+                ..call
+            };
+            let outcome = match inner.call(call).await {
+                Ok(resp) => {
+                    let metadata = resp.metadata;
+                    let events: Vec<Result<CallEvent, GatewayError>> = resp.events.collect().await;
+                    Ok((metadata, events))
+                }
+                Err(e) => Err(e),
+            };
+            let request_json = to_json(method.input(), &recorded_request);
+            let mut conditions = serde_json::Map::new();
+            if let serde_json::Value::Object(fields) = &request_json {
+                for (k, v) in fields {
+                    conditions.insert(k.clone(), serde_json::json!({ "equals": v }));
+                }
+            }
+            let mut messages = Vec::new();
+            let mut error = None;
+            match &outcome {
+                Ok((_, events)) => {
+                    for e in events {
+                        match e {
+                            Ok(CallEvent::Message(m)) => messages.push(to_json(method.output(), m)),
+                            Ok(CallEvent::Trailers(_)) => {}
+                            Err(e) => error = Some(error_json(e, &pool)),
+                        }
+                    }
+                }
+                Err(e) => error = Some(error_json(e, &pool)),
+            }
+            let response = match (error, method.is_server_streaming()) {
+                (Some(err), _) => serde_json::json!({ "error": err }),
+                (None, true) => serde_json::json!({
+                    "stream": messages.into_iter().map(|m| serde_json::json!({"message": m})).collect::<Vec<_>>()
+                }),
+                (None, false) => {
+                    serde_json::json!({ "message": messages.into_iter().next().unwrap_or_default() })
+                }
+            };
+            let stub = serde_json::json!({
+                "stubs": [{
+                    "id": format!("recorded-{}-{n}", method.name()),
+                    "method": method.full_name(),
+                    "match": { "request": conditions },
+                    "response": response,
+                }]
+            });
+            let file = dir.join(format!("{}-{:04}.yaml", method.full_name(), n));
+            match serde_norway::to_string(&stub) {
+                Ok(text) => {
+                    if let Err(e) = std::fs::write(&file, text) {
+                        tracing::error!(file = %file.display(), error = %e, "cannot write recorded stub");
+                    } else {
+                        tracing::info!(file = %file.display(), "recorded stub");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot encode recorded stub"),
+            }
+            let (metadata, events) = outcome?;
+            Ok(CallResponse {
+                metadata,
+                events: stream::iter(events).boxed(),
+            })
+        })
+    }
+}
+
+fn error_json(e: &GatewayError, pool: &DescriptorPool) -> serde_json::Value {
+    let details = match e {
+        GatewayError::Upstream(s) => decode_details(pool, s.details()),
+        _ => Vec::new(),
+    };
+    serde_json::json!({
+        "code": e.code() as i32,
+        "message": e.to_string(),
+        "details": details,
+    })
+}
