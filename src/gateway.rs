@@ -17,7 +17,7 @@ use crate::transcode::{RequestOptions, ResponseOptions};
 use crate::upstream::GrpcUpstream;
 use crate::upstream::mock::MockBackend;
 use crate::upstream::mock::record::Recorder;
-use crate::upstream::mock::stubs::{StubError, StubStore};
+use crate::upstream::mock::stubs::{StubError, StubStore, WatchGuard};
 
 /// Request headers forwarded as metadata without configuration.
 pub const DEFAULT_FORWARDED_HEADERS: &[&str] =
@@ -99,6 +99,8 @@ pub struct Gateway {
     pub mock: Option<MockBackend>,
     /// The configuration it was built from.
     pub config: Config,
+    /// Hot reload of the stub directory, for as long as the gateway lives.
+    _stub_watch: Option<WatchGuard>,
 }
 
 /// Where calls to one method go.
@@ -162,15 +164,19 @@ impl Gateway {
             return Err(LoadError::Rules(errors));
         };
         // Naming services to mock turns mocking on for just those.
+        let mut stub_watch = None;
         let mock = if config.mock.enabled || !config.mock.services.is_empty() {
-            let stubs = match &config.mock.stubs {
-                Some(dir) => StubStore::load(dir, &pool)?,
+            let stubs = Arc::new(match &config.mock.stubs {
+                Some(dir) => StubStore::load_with_routes(dir, &pool, &table.routes)?,
                 None => StubStore::empty(&pool),
-            };
+            });
+            if stubs.dir().is_some() {
+                stub_watch = Some(stubs.watch()?);
+            }
             Some(MockBackend::new(
                 pool.clone(),
                 config.mock.seed,
-                Arc::new(stubs),
+                stubs,
                 config.mock.stateful.iter().cloned().collect(),
             ))
         } else {
@@ -229,6 +235,7 @@ impl Gateway {
             table,
             methods,
             mock,
+            _stub_watch: stub_watch,
             config,
         })
     }

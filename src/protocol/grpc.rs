@@ -46,6 +46,7 @@ const RESERVED: &[&str] = &[
 
 /// Serves one gRPC call.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
+    let arrived = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     let Some(target) = gw.methods.get(parts.uri.path()).cloned() else {
         return trailers_only(&tonic::Status::unimplemented(format!(
@@ -99,11 +100,16 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
         timeout,
         context,
     };
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = arrived + timeout;
+    let late = || trailers_only(&to_status(&GatewayError::DeadlineExceeded(timeout)));
+    if tokio::time::Instant::now() >= deadline {
+        return late();
+    }
     let response = match tokio::time::timeout_at(deadline, backend.call(call)).await {
         Ok(Ok(r)) => r,
+        Ok(Err(_)) if tokio::time::Instant::now() >= deadline => return late(),
         Ok(Err(e)) => return trailers_only(&to_status(&e)),
-        Err(_) => return trailers_only(&to_status(&GatewayError::DeadlineExceeded(timeout))),
+        Err(_) => return late(),
     };
 
     let mut headers = response.metadata.into_headers();
@@ -220,6 +226,9 @@ fn response_frames(
                             h
                         }
                     }
+                }
+                Ok(Some(Err(_))) if tokio::time::Instant::now() >= deadline => {
+                    status_trailers(&to_status(&GatewayError::DeadlineExceeded(timeout)))
                 }
                 Ok(Some(Err(e))) => status_trailers(&to_status(&e)),
                 Ok(None) => status_trailers(&tonic::Status::internal(

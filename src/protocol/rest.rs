@@ -34,6 +34,7 @@ fn fail(e: GatewayError) -> Failure {
 }
 
 async fn serve(gw: &Gateway, req: Request<Body>, pretty: bool) -> Result<Response<Body>, Failure> {
+    let arrived = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let hit = gw
@@ -132,20 +133,34 @@ async fn serve(gw: &Gateway, req: Request<Body>, pretty: bool) -> Result<Respons
         )),
         timeout,
     };
-    // The deadline covers the whole exchange; dropping the future (deadline or
-    // client gone) resets the upstream stream, which cancels the call there.
-    let reply = tokio::time::timeout(timeout, async move {
+    // The deadline runs from the request's arrival and covers the whole
+    // exchange; dropping the future (deadline or client gone) resets the
+    // upstream stream, which cancels the call there.
+    let deadline = arrived + timeout;
+    let expired = || tokio::time::Instant::now() >= deadline;
+    if expired() {
+        return Err(fail(GatewayError::DeadlineExceeded(timeout)));
+    }
+    let reply = tokio::time::timeout_at(deadline, async move {
         backend.call(call).await?.into_unary().await
     })
     .await
     .map_err(|_| fail(GatewayError::DeadlineExceeded(timeout)))?
     .map_err(|e| {
+        // An upstream that gave up on our deadline may say CANCELLED.
+        if expired() {
+            return fail(GatewayError::DeadlineExceeded(timeout));
+        }
         let mut h = HeaderMap::new();
         if let GatewayError::Upstream(s) = &e {
             response_headers(s.metadata(), &mut h);
         }
         (e, h)
     })?;
+    // A reply that lands after the deadline (timers tick in milliseconds) is late.
+    if expired() {
+        return Err(fail(GatewayError::DeadlineExceeded(timeout)));
+    }
 
     let mut opts = gw.response_options;
     opts.pretty |= pretty;

@@ -37,7 +37,7 @@ pub enum UpstreamFault {
     #[error("{0}")]
     NotGrpc(String),
     /// The response ended without a `grpc-status`.
-    #[error("upstream response ended without grpc-status")]
+    #[error("upstream response ended without a valid grpc-status")]
     MissingStatus,
     /// The channel enforced the call's deadline.
     #[error("deadline expired")]
@@ -57,6 +57,12 @@ impl GrpcUpstream {
     /// while the upstream is down, and recovers when it comes up.
     pub fn new(url: &str, max_response_bytes: usize) -> Result<GrpcUpstream, String> {
         let uri = crate::config::validate_upstream_url(url)?;
+        // The lazy channel spawns its worker on the current runtime.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(format!(
+                "upstream {url}: the gateway must be built inside a tokio runtime"
+            ));
+        }
         if uri.scheme_str() == Some("https") {
             return Err(format!(
                 "upstream {url}: TLS upstreams are not supported yet; use http:// (h2c)"
@@ -192,7 +198,16 @@ impl tower::Service<http::Request<Body>> for Checked {
                     content_type
                 ))) as BoxError);
             }
-            let trailers_only = resp.headers().contains_key("grpc-status");
+            let trailers_only = match resp.headers().get("grpc-status") {
+                None => false,
+                Some(v) if valid_status(v) => true,
+                Some(v) => {
+                    return Err(Box::new(UpstreamFault::NotGrpc(format!(
+                        "upstream sent an invalid grpc-status {:?}",
+                        String::from_utf8_lossy(v.as_bytes())
+                    ))) as BoxError);
+                }
+            };
             Ok(resp.map(|inner| CheckedBody {
                 inner,
                 status_seen: trailers_only,
@@ -229,6 +244,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// A `grpc-status` value is a decimal number.
+fn valid_status(v: &http::HeaderValue) -> bool {
+    !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit) && v.len() <= 3
+}
+
 /// The response body, failing when it ends without a `grpc-status`.
 struct CheckedBody {
     inner: Body,
@@ -250,11 +270,12 @@ impl HttpBody for CheckedBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(t) = frame.trailers_ref() {
-                    if t.contains_key("grpc-status") {
-                        self.status_seen = true;
-                    } else {
-                        self.done = true;
-                        return Poll::Ready(Some(Err(Box::new(UpstreamFault::MissingStatus))));
+                    match t.get("grpc-status") {
+                        Some(v) if valid_status(v) => self.status_seen = true,
+                        _ => {
+                            self.done = true;
+                            return Poll::Ready(Some(Err(Box::new(UpstreamFault::MissingStatus))));
+                        }
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -273,7 +294,8 @@ impl HttpBody for CheckedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
+        // Without a status yet, the end must still be polled to report it.
+        self.done || (self.status_seen && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

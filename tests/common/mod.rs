@@ -36,6 +36,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// A server at `addr` that stops when `stop` fires.
+    pub fn new(addr: SocketAddr, stop: oneshot::Sender<()>) -> Running {
+        Running {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
     /// `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

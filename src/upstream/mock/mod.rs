@@ -147,7 +147,7 @@ impl Inner {
             headers: &context.headers,
         });
         if let Some(reply) = stub {
-            return self.from_stub(&method, &request, &key, reply).await;
+            return self.answer_from_stub(&method, &request, &key, reply).await;
         }
         self.remember_unmatched(
             &method,
@@ -183,7 +183,7 @@ impl Inner {
         Ok(respond(Source::Generated, messages))
     }
 
-    async fn from_stub(
+    async fn answer_from_stub(
         &self,
         method: &MethodDescriptor,
         request: &DynamicMessage,

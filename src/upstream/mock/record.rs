@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -20,7 +19,6 @@ pub struct Recorder {
     inner: Arc<dyn Backend>,
     dir: PathBuf,
     pool: DescriptorPool,
-    counter: AtomicU64,
 }
 
 impl Recorder {
@@ -35,7 +33,6 @@ impl Recorder {
             inner,
             dir,
             pool,
-            counter: AtomicU64::new(0),
         })
     }
 }
@@ -58,7 +55,6 @@ impl Backend for Recorder {
         let inner = self.inner.clone();
         let dir = self.dir.clone();
         let pool = self.pool.clone();
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
             let method = call.method.clone();
             // Buffer the request messages so they can be both sent and recorded.
@@ -76,6 +72,9 @@ impl Backend for Recorder {
                 }
                 Err(e) => Err(e),
             };
+            // Named by method and request: recording the same call again
+            // replaces its stub rather than adding a duplicate.
+            let n = fnv1a(method.full_name().as_bytes(), &recorded_request);
             let request_json = to_json(method.input(), &recorded_request);
             let mut conditions = serde_json::Map::new();
             if let serde_json::Value::Object(fields) = &request_json {
@@ -108,13 +107,13 @@ impl Backend for Recorder {
             };
             let stub = serde_json::json!({
                 "stubs": [{
-                    "id": format!("recorded-{}-{n}", method.name()),
+                    "id": format!("recorded-{}-{n:016x}", method.name()),
                     "method": method.full_name(),
                     "match": { "request": conditions },
-                    "response": response,
+                    "response": escape_templates(response),
                 }]
             });
-            let file = dir.join(format!("{}-{:04}.yaml", method.full_name(), n));
+            let file = dir.join(format!("{}-{n:016x}.yaml", method.full_name()));
             match serde_norway::to_string(&stub) {
                 Ok(text) => {
                     if let Err(e) = std::fs::write(&file, text) {
@@ -139,9 +138,52 @@ fn error_json(e: &GatewayError, pool: &DescriptorPool) -> serde_json::Value {
         GatewayError::Upstream(s) => decode_details(pool, s.details()),
         _ => Vec::new(),
     };
+    // A detail whose type the pool lacks stays raw bytes, which a stub cannot replay.
+    let details: Vec<serde_json::Value> = details
+        .into_iter()
+        .filter(|d| {
+            let known = d
+                .get("@type")
+                .and_then(|t| t.as_str())
+                .and_then(|t| t.rsplit('/').next())
+                .is_some_and(|name| pool.get_message_by_name(name).is_some());
+            if !known {
+                tracing::warn!(detail = %d, "not recording an error detail of unknown type");
+            }
+            known
+        })
+        .collect();
     serde_json::json!({
         "code": e.code() as i32,
         "message": e.to_string(),
         "details": details,
     })
+}
+
+/// Recorded text is data, not a template: wrap anything minijinja would read.
+fn escape_templates(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(s) if s.contains("{{") || s.contains("{%") || s.contains("{#") => {
+            serde_json::Value::String(format!("{{% raw %}}{s}{{% endraw %}}"))
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(escape_templates).collect())
+        }
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, escape_templates(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// FNV-1a 64: a stable name for a recorded call.
+fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in a.iter().chain([0u8].iter()).chain(b) {
+        h ^= u64::from(*byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
