@@ -6,15 +6,16 @@ mod common;
 use common::backend::pb::google::rpc::ResourceInfo;
 use common::backend::pb::library::v1::library_service_client::LibraryServiceClient;
 use common::backend::pb::library::v1::{
-    Book, DiscussionMessage, GetBookRequest, GetShelfRequest, ImportBookRequest,
-    StreamBooksRequest,
+    Book, DiscussionMessage, GetBookRequest, GetShelfRequest, ImportBookRequest, StreamBooksRequest,
 };
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 
 async fn client(env: &common::Env) -> LibraryServiceClient<Channel> {
-    LibraryServiceClient::connect(env.gateway.url()).await.unwrap()
+    LibraryServiceClient::connect(env.gateway.url())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -29,7 +30,10 @@ async fn unary_call_with_metadata_both_ways() {
     let resp = c.get_book(req).await.unwrap();
     assert_eq!(resp.get_ref().title, "Cosmos");
     assert_eq!(resp.metadata().get("x-echo-tenant").unwrap(), "acme");
-    assert_eq!(resp.metadata().get("x-served-by").unwrap(), "library-server");
+    assert_eq!(
+        resp.metadata().get("x-served-by").unwrap(),
+        "library-server"
+    );
 }
 
 #[tokio::test]

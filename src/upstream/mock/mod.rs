@@ -194,9 +194,10 @@ impl Inner {
             tokio::time::sleep(reply.latency).await;
         }
         let id = reply.stub_id;
+        let fill = reply.fill;
         match reply.outcome {
             StubOutcome::Message(json) => {
-                let msg = self.stub_message(method.output(), &json, request, key, &id)?;
+                let msg = self.stub_message(method.output(), &json, request, key, &id, fill)?;
                 Ok(respond(Source::Stub(id), vec![(Duration::ZERO, msg)]))
             }
             StubOutcome::Stream(items) => {
@@ -204,7 +205,7 @@ impl Inner {
                 for (i, (delay, json)) in items.iter().enumerate() {
                     let mut k = key.to_vec();
                     k.extend_from_slice(&(i as u64).to_le_bytes());
-                    let msg = self.stub_message(method.output(), json, request, &k, &id)?;
+                    let msg = self.stub_message(method.output(), json, request, &k, &id, fill)?;
                     messages.push((*delay, msg));
                 }
                 Ok(respond(Source::Stub(id), messages))
@@ -227,6 +228,7 @@ impl Inner {
         request: &DynamicMessage,
         key: &[u8],
         id: &str,
+        fill: bool,
     ) -> Result<DynamicMessage, GatewayError> {
         let mut msg = DynamicMessage::deserialize_with_options(
             desc.clone(),
@@ -239,7 +241,9 @@ impl Inner {
                 desc.full_name()
             ))
         })?;
-        self.generator.fill_unset(&mut msg, request, key);
+        if fill {
+            self.generator.fill_unset(&mut msg, request, key);
+        }
         Ok(msg)
     }
 

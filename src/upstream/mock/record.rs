@@ -29,11 +29,7 @@ impl Recorder {
         pool: DescriptorPool,
     ) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Recorder {
-            inner,
-            dir,
-            pool,
-        })
+        Ok(Recorder { inner, dir, pool })
     }
 }
 
@@ -96,14 +92,17 @@ impl Backend for Recorder {
                 }
                 Err(e) => error = Some(error_json(e, &pool)),
             }
+            // Recorded messages are complete: what they leave unset is a default.
             let response = match (error, method.is_server_streaming()) {
                 (Some(err), _) => serde_json::json!({ "error": err }),
                 (None, true) => serde_json::json!({
+                    "fill": false,
                     "stream": messages.into_iter().map(|m| serde_json::json!({"message": m})).collect::<Vec<_>>()
                 }),
-                (None, false) => {
-                    serde_json::json!({ "message": messages.into_iter().next().unwrap_or_default() })
-                }
+                (None, false) => serde_json::json!({
+                    "fill": false,
+                    "message": messages.into_iter().next().unwrap_or_default(),
+                }),
             };
             let stub = serde_json::json!({
                 "stubs": [{
@@ -163,7 +162,9 @@ fn error_json(e: &GatewayError, pool: &DescriptorPool) -> serde_json::Value {
 /// Recorded text is data, not a template: wrap anything minijinja would read.
 fn escape_templates(v: serde_json::Value) -> serde_json::Value {
     match v {
-        serde_json::Value::String(s) if s.contains("{{") || s.contains("{%") || s.contains("{#") => {
+        serde_json::Value::String(s)
+            if s.contains("{{") || s.contains("{%") || s.contains("{#") =>
+        {
             serde_json::Value::String(format!("{{% raw %}}{s}{{% endraw %}}"))
         }
         serde_json::Value::Array(items) => {

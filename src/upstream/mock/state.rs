@@ -1,27 +1,724 @@
-//! PLACEHOLDER (being written): stateful CRUD for AIP standard methods.
-use prost_reflect::{DynamicMessage, MethodDescriptor};
+//! Stateful CRUD for AIP standard methods (AIP-131 to AIP-135), so that in
+//! mock mode a created resource can be got, listed, updated and deleted.
+//!
+//! A method is standard by its name and shape; anything else (custom
+//! methods, streaming methods, LRO-returning methods) is left to the
+//! generator:
+//!
+//! | method            | shape                                                                   |
+//! |-------------------|-------------------------------------------------------------------------|
+//! | `Create<Res>`     | returns `Res`; the request has a `Res` field, maybe `parent`, `<res>_id` |
+//! | `Get<Res>`        | returns `Res`; the request has `name`                                   |
+//! | `List<Res>s`      | returns a repeated `Res` (with a `name`) and `next_page_token`          |
+//! | `Update<Res>`     | returns `Res`; the request has a `Res` field, maybe `update_mask`       |
+//! | `Delete<Res>`     | the request has `name`; returns Empty, `Res` or anything               |
+//!
+//! Names are `{parent}/{collection}/{id}`, the collection from
+//! [`collection_id`] (`shelves`, `books`) and the id from `<res>_id` or the
+//! next free number. Create fills what the request leaves unset with
+//! [`Generator::fill_unset`] and stamps `create_time`/`update_time`; List
+//! answers in creation order, paged by `page_size` (default 10, at most
+//! 1000) and an opaque `page_token`, and ignores other filters; Update
+//! applies `update_mask` (top-level and nested paths, `map.key`, `*` for a
+//! full replacement), or with no mask every field set in the request
+//! (AIP-134's implied mask), and honours `allow_missing`; Delete removes
+//! the resource and, unless a `force` field says no, its children.
 
-use super::generate::Generator;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// In-memory resources.
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use prost::Message;
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor, ReflectMessage,
+    Value,
+};
+use tonic::Status;
+
+use super::generate::{Generator, collection_id, snake_case};
+
+/// Default and largest page of a List.
+const DEFAULT_PAGE_SIZE: usize = 10;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// In-memory resources behind the standard methods of every service.
+///
+/// ```
+/// use prost_reflect::DynamicMessage;
+/// use protogate::upstream::mock::{generate::Generator, state::CrudStore};
+///
+/// let pool = protogate::descriptors::load(&["descriptors".into()]).unwrap().pool;
+/// let svc = pool.get_service_by_name("library.v1.LibraryService").unwrap();
+/// let method = |n: &str| svc.methods().find(|m| m.name() == n).unwrap();
+/// let (store, g) = (CrudStore::new(), Generator::new(1));
+///
+/// let create = method("CreateShelf");
+/// let req = DynamicMessage::deserialize(create.input(), serde_json::json!({"shelfId": "a"})).unwrap();
+/// let shelf = store.handle(&create, &req, &g, b"k").unwrap().unwrap();
+/// assert_eq!(shelf.get_field_by_name("name").unwrap().as_str(), Some("shelves/a"));
+///
+/// let get = method("GetShelf");
+/// let req = DynamicMessage::deserialize(get.input(), serde_json::json!({"name": "shelves/b"})).unwrap();
+/// let err = store.handle(&get, &req, &g, b"k").unwrap().unwrap_err();
+/// assert_eq!(err.code(), tonic::Code::NotFound);
+///
+/// let custom = method("MoveBook");
+/// assert!(store.handle(&custom, &DynamicMessage::new(custom.input()), &g, b"k").is_none());
+/// ```
 #[derive(Debug, Default)]
-pub struct CrudStore {}
+pub struct CrudStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Creation order: every resource under the sequence number it got.
+    by_seq: BTreeMap<u64, Entry>,
+    by_name: HashMap<String, u64>,
+    last_seq: u64,
+    /// The last number handed out as an id under `{parent}/{collection}`.
+    last_id: HashMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    resource: DynamicMessage,
+}
+
+/// A standard method and the resource type it serves.
+enum Standard {
+    Create(MessageDescriptor, FieldDescriptor),
+    Get(MessageDescriptor),
+    List(MessageDescriptor, FieldDescriptor),
+    Update(MessageDescriptor, FieldDescriptor),
+    Delete(MessageDescriptor),
+}
 
 impl CrudStore {
-    /// Empty.
+    /// An empty store.
     pub fn new() -> CrudStore {
-        CrudStore {}
+        CrudStore::default()
     }
 
-    /// Handles a standard method; None when `method` is not one.
+    /// How many resources the store holds.
+    pub fn len(&self) -> usize {
+        self.lock().map(|s| s.by_seq.len()).unwrap_or(0)
+    }
+
+    /// Whether the store holds no resource.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every resource (for a reset from the admin side).
+    pub fn clear(&self) {
+        let mut inner = match self.inner.lock() {
+            Ok(g) => g,
+            // Clearing is exactly how to recover from a poisoned store.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *inner = Inner::default();
+        self.inner.clear_poison();
+    }
+
+    /// Runs `method` against the store when it is an AIP standard method
+    /// (see the module docs); `None` when it is not, so the caller generates
+    /// an answer instead. `key` identifies the call as for
+    /// [`Generator::respond`]; Create mixes the new name into it, so two
+    /// equal requests make two different resources.
     pub fn handle(
         &self,
         method: &MethodDescriptor,
         request: &DynamicMessage,
         generator: &Generator,
         key: &[u8],
-    ) -> Option<Result<DynamicMessage, tonic::Status>> {
-        let _ = (method, request, generator, key);
-        None
+    ) -> Option<Result<DynamicMessage, Status>> {
+        let standard = standard(method)?;
+        Some(match standard {
+            Standard::Create(res, field) => self.create(&res, &field, request, generator, key),
+            Standard::Get(res) => self.get(&res, request),
+            Standard::List(res, list) => self.list(method, &res, &list, request),
+            Standard::Update(res, field) => self.update(&res, &field, request, generator, key),
+            Standard::Delete(res) => self.delete(method, &res, request, generator, key),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, Status> {
+        self.inner.lock().map_err(|_| {
+            Status::internal("the mock resource store is unusable: an earlier request panicked")
+        })
+    }
+
+    fn create(
+        &self,
+        res: &MessageDescriptor,
+        field: &FieldDescriptor,
+        request: &DynamicMessage,
+        generator: &Generator,
+        key: &[u8],
+    ) -> Result<DynamicMessage, Status> {
+        let mut resource = request
+            .get_field(field)
+            .as_message()
+            .cloned()
+            .unwrap_or_else(|| DynamicMessage::new(res.clone()));
+        let parent = string_field(request, "parent");
+        let id = string_field(request, &format!("{}_id", snake_case(res.name())));
+        if id.contains('/') {
+            return Err(Status::invalid_argument(format!(
+                "{} id {id:?} may not contain '/'",
+                res.name()
+            )));
+        }
+        let prefix = match parent.trim_matches('/') {
+            "" => collection_id(res),
+            p => format!("{p}/{}", collection_id(res)),
+        };
+        let mut inner = self.lock()?;
+        let name = if id.is_empty() {
+            inner.free_name(&prefix)
+        } else {
+            format!("{prefix}/{id}")
+        };
+        if inner.by_name.contains_key(&name) {
+            return Err(Status::already_exists(format!(
+                "{} {name:?} already exists",
+                res.name()
+            )));
+        }
+        generator.fill_unset(&mut resource, request, &[key, name.as_bytes()].concat());
+        set(&mut resource, "name", Value::String(name.clone()));
+        stamp(&mut resource, &["create_time", "update_time"]);
+        inner.insert(name, resource.clone());
+        Ok(resource)
+    }
+
+    fn get(
+        &self,
+        res: &MessageDescriptor,
+        request: &DynamicMessage,
+    ) -> Result<DynamicMessage, Status> {
+        let name = required_name(request, res)?;
+        let inner = self.lock()?;
+        inner
+            .find(res, &name)
+            .map(|e| coerce(&e.resource, res))
+            .ok_or_else(|| not_found(res, &name))
+    }
+
+    fn list(
+        &self,
+        method: &MethodDescriptor,
+        res: &MessageDescriptor,
+        list: &FieldDescriptor,
+        request: &DynamicMessage,
+    ) -> Result<DynamicMessage, Status> {
+        let parent = string_field(request, "parent");
+        let size = match int_field(request, "page_size") {
+            n if n < 0 => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size must not be negative (got {n})"
+                )));
+            }
+            0 => DEFAULT_PAGE_SIZE,
+            n => usize::try_from(n)
+                .unwrap_or(MAX_PAGE_SIZE)
+                .min(MAX_PAGE_SIZE),
+        };
+        let token = string_field(request, "page_token");
+        let after = if token.is_empty() {
+            0
+        } else {
+            decode_token(&token).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "page_token {token:?} is not a token this server gave"
+                ))
+            })?
+        };
+
+        let inner = self.lock()?;
+        let matching = |e: &&Entry| {
+            e.resource.descriptor().full_name() == res.full_name() && under(&e.name, &parent)
+        };
+        let mut page: Vec<(u64, &Entry)> = inner
+            .by_seq
+            .range(after.saturating_add(1)..)
+            .filter(|(_, e)| matching(e))
+            .take(size + 1)
+            .map(|(seq, e)| (*seq, e))
+            .collect();
+        let more = page.len() > size;
+        page.truncate(size);
+        let next = match page.last() {
+            Some((seq, _)) if more => encode_token(*seq),
+            _ => String::new(),
+        };
+        let total = inner.by_seq.values().filter(matching).count();
+
+        let mut resp = DynamicMessage::new(method.output());
+        let items = page
+            .iter()
+            .map(|(_, e)| Value::Message(coerce(&e.resource, res)))
+            .collect();
+        let _ = resp.try_set_field(list, Value::List(items));
+        set(&mut resp, "next_page_token", Value::String(next));
+        if let Some(f) = resp.descriptor().get_field_by_name("total_size") {
+            let n = i64::try_from(total).unwrap_or(i64::MAX);
+            let v = match f.kind() {
+                Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+                    Value::I32(i32::try_from(n).unwrap_or(i32::MAX))
+                }
+                Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(n),
+                Kind::Uint32 | Kind::Fixed32 => Value::U32(u32::try_from(n).unwrap_or(u32::MAX)),
+                Kind::Uint64 | Kind::Fixed64 => Value::U64(u64::try_from(n).unwrap_or(0)),
+                _ => return Ok(resp),
+            };
+            set(&mut resp, "total_size", v);
+        }
+        Ok(resp)
+    }
+
+    fn update(
+        &self,
+        res: &MessageDescriptor,
+        field: &FieldDescriptor,
+        request: &DynamicMessage,
+        generator: &Generator,
+        key: &[u8],
+    ) -> Result<DynamicMessage, Status> {
+        let patch = request
+            .get_field(field)
+            .as_message()
+            .cloned()
+            .unwrap_or_else(|| DynamicMessage::new(res.clone()));
+        let name = string_field(&patch, "name");
+        if name.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "{}.name is required to update a {}",
+                field.name(),
+                res.name()
+            )));
+        }
+        let paths = mask_paths(request);
+        let mut inner = self.lock()?;
+        let Some(seq) = inner
+            .find(res, &name)
+            .and_then(|_| inner.by_name.get(&name).copied())
+        else {
+            if bool_field(request, "allow_missing") {
+                // AIP-134: an update with allow_missing creates what is missing.
+                let mut resource = patch;
+                generator.fill_unset(&mut resource, request, &[key, name.as_bytes()].concat());
+                stamp(&mut resource, &["create_time", "update_time"]);
+                inner.insert(name, resource.clone());
+                return Ok(resource);
+            }
+            return Err(not_found(res, &name));
+        };
+        let Some(entry) = inner.by_seq.get_mut(&seq) else {
+            return Err(not_found(res, &name));
+        };
+        let mut updated = coerce(&entry.resource, res);
+        if paths.is_empty() {
+            // AIP-134: no mask means every field the request populates.
+            for (f, v) in patch.fields() {
+                if f.name() != "name" {
+                    let _ = updated.try_set_field(&f, v.clone());
+                }
+            }
+        } else if paths.iter().any(|p| p == "*") {
+            let create_time = updated
+                .get_field_by_name("create_time")
+                .map(|v| v.into_owned());
+            updated = patch;
+            if let Some(t) = create_time
+                && !updated.has_field_by_name("create_time")
+            {
+                set(&mut updated, "create_time", t);
+            }
+        } else {
+            for path in &paths {
+                apply_path(&mut updated, &patch, path, true).map_err(|why| {
+                    Status::invalid_argument(format!(
+                        "update_mask path {path:?} on {}: {why}",
+                        res.name()
+                    ))
+                })?;
+            }
+        }
+        set(&mut updated, "name", Value::String(name));
+        stamp(&mut updated, &["update_time"]);
+        entry.resource = updated.clone();
+        Ok(updated)
+    }
+
+    fn delete(
+        &self,
+        method: &MethodDescriptor,
+        res: &MessageDescriptor,
+        request: &DynamicMessage,
+        generator: &Generator,
+        key: &[u8],
+    ) -> Result<DynamicMessage, Status> {
+        let name = required_name(request, res)?;
+        let mut inner = self.lock()?;
+        let Some(seq) = inner
+            .find(res, &name)
+            .and_then(|_| inner.by_name.get(&name).copied())
+        else {
+            if bool_field(request, "allow_missing") {
+                return Ok(answer_delete(method, res, None, request, generator, key));
+            }
+            return Err(not_found(res, &name));
+        };
+        let prefix = format!("{name}/");
+        let children: Vec<u64> = inner
+            .by_seq
+            .iter()
+            .filter(|(_, e)| e.name.starts_with(&prefix))
+            .map(|(s, _)| *s)
+            .collect();
+        let force_field = request.descriptor().get_field_by_name("force").is_some();
+        if !children.is_empty() && force_field && !bool_field(request, "force") {
+            return Err(Status::failed_precondition(format!(
+                "{} {name:?} has {} child resource(s); set force to delete them too",
+                res.name(),
+                children.len()
+            )));
+        }
+        for s in children {
+            inner.remove(s);
+        }
+        let deleted = inner.remove(seq);
+        Ok(answer_delete(
+            method,
+            res,
+            deleted.as_ref(),
+            request,
+            generator,
+            key,
+        ))
+    }
+}
+
+impl Inner {
+    fn insert(&mut self, name: String, resource: DynamicMessage) {
+        self.last_seq += 1;
+        self.by_name.insert(name.clone(), self.last_seq);
+        self.by_seq.insert(self.last_seq, Entry { name, resource });
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<DynamicMessage> {
+        let entry = self.by_seq.remove(&seq)?;
+        self.by_name.remove(&entry.name);
+        Some(entry.resource)
+    }
+
+    /// The resource called `name`, when it is of type `res`.
+    fn find(&self, res: &MessageDescriptor, name: &str) -> Option<&Entry> {
+        let entry = self.by_seq.get(self.by_name.get(name)?)?;
+        (entry.resource.descriptor().full_name() == res.full_name()).then_some(entry)
+    }
+
+    /// `{prefix}/{n}` for the next number `n` nobody has taken.
+    fn free_name(&mut self, prefix: &str) -> String {
+        let last = self.last_id.entry(prefix.to_owned()).or_insert(0);
+        loop {
+            *last += 1;
+            let name = format!("{prefix}/{last}");
+            if !self.by_name.contains_key(&name) {
+                return name;
+            }
+        }
+    }
+}
+
+/// Recognises a standard method by name and shape.
+fn standard(method: &MethodDescriptor) -> Option<Standard> {
+    if method.is_client_streaming() || method.is_server_streaming() {
+        return None;
+    }
+    let name = method.name();
+    let input = method.input();
+    let output = method.output();
+    let resource_field = |res: &MessageDescriptor| {
+        input.fields().find(|f| {
+            !f.is_list() && matches!(f.kind(), Kind::Message(m) if m.full_name() == res.full_name())
+        })
+    };
+    let has_name_input = input
+        .get_field_by_name("name")
+        .is_some_and(|f| f.kind() == Kind::String && !f.is_list());
+    if let Some(rest) = name.strip_prefix("Create") {
+        if rest == output.name() && has_name(&output) {
+            return resource_field(&output).map(|f| Standard::Create(output.clone(), f));
+        }
+    } else if let Some(rest) = name.strip_prefix("Get") {
+        if rest == output.name() && has_name(&output) && has_name_input {
+            return Some(Standard::Get(output));
+        }
+    } else if let Some(rest) = name.strip_prefix("Update") {
+        if rest == output.name() && has_name(&output) {
+            return resource_field(&output).map(|f| Standard::Update(output.clone(), f));
+        }
+    } else if name.starts_with("List") {
+        output
+            .get_field_by_name("next_page_token")
+            .filter(|f| f.kind() == Kind::String)?;
+        return output.fields().find_map(|f| match f.kind() {
+            Kind::Message(m) if f.is_list() && !f.is_map() && has_name(&m) => {
+                Some(Standard::List(m, f))
+            }
+            _ => None,
+        });
+    } else if let Some(rest) = name.strip_prefix("Delete") {
+        if !has_name_input {
+            return None;
+        }
+        if rest == output.name() && has_name(&output) {
+            return Some(Standard::Delete(output));
+        }
+        let full = format!("{}.{rest}", input.package_name());
+        let res = input.parent_pool().get_message_by_name(&full)?;
+        return has_name(&res).then_some(Standard::Delete(res));
+    }
+    None
+}
+
+fn has_name(desc: &MessageDescriptor) -> bool {
+    desc.get_field_by_name("name")
+        .is_some_and(|f| f.kind() == Kind::String && !f.is_list())
+}
+
+fn string_field(msg: &DynamicMessage, name: &str) -> String {
+    msg.get_field_by_name(name)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn int_field(msg: &DynamicMessage, name: &str) -> i64 {
+    let Some(v) = msg.get_field_by_name(name) else {
+        return 0;
+    };
+    match v.as_ref() {
+        Value::I32(n) => i64::from(*n),
+        Value::I64(n) => *n,
+        Value::U32(n) => i64::from(*n),
+        Value::U64(n) => i64::try_from(*n).unwrap_or(i64::MAX),
+        _ => 0,
+    }
+}
+
+fn bool_field(msg: &DynamicMessage, name: &str) -> bool {
+    msg.get_field_by_name(name)
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+}
+
+fn set(msg: &mut DynamicMessage, name: &str, value: Value) {
+    let _ = msg.try_set_field_by_name(name, value);
+}
+
+fn required_name(request: &DynamicMessage, res: &MessageDescriptor) -> Result<String, Status> {
+    let name = string_field(request, "name");
+    if name.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "name is required to find a {}",
+            res.name()
+        )));
+    }
+    Ok(name)
+}
+
+fn not_found(res: &MessageDescriptor, name: &str) -> Status {
+    Status::not_found(format!("{} {name:?} not found", res.name()))
+}
+
+/// The update mask's paths, from an `update_mask` FieldMask field.
+fn mask_paths(request: &DynamicMessage) -> Vec<String> {
+    let Some(mask) = request.get_field_by_name("update_mask") else {
+        return Vec::new();
+    };
+    let Some(paths) = mask.as_message().and_then(|m| m.get_field_by_name("paths")) else {
+        return Vec::new();
+    };
+    paths
+        .as_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .flat_map(|p| p.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Copies the field at `path` (`title`, `publisher.email`, `labels.key`)
+/// from `src` into `dst`; a path to a field unset in `src` clears it.
+fn apply_path(
+    dst: &mut DynamicMessage,
+    src: &DynamicMessage,
+    path: &str,
+    top: bool,
+) -> Result<(), String> {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let desc = dst.descriptor();
+    let field = desc
+        .get_field_by_name(head)
+        .or_else(|| desc.get_field_by_json_name(head))
+        .ok_or_else(|| format!("{} has no field {head:?}", desc.name()))?;
+    if top && field.name() == "name" {
+        // The name says which resource to update; it never changes.
+        return Ok(());
+    }
+    let Some(rest) = rest else {
+        if src.has_field(&field) {
+            dst.try_set_field(&field, src.get_field(&field).into_owned())
+                .map_err(|e| e.to_string())?;
+        } else {
+            dst.clear_field(&field);
+        }
+        return Ok(());
+    };
+    if field.is_map() {
+        let key = prost_reflect::MapKey::String(rest.to_owned());
+        let from = src.get_field(&field);
+        let entry = from.as_map().and_then(|m| m.get(&key)).cloned();
+        let Some(map) = dst.get_field_mut(&field).as_map_mut() else {
+            return Err(format!("{head} is not a map"));
+        };
+        match entry {
+            Some(v) => map.insert(key, v),
+            None => map.remove(&key),
+        };
+        return Ok(());
+    }
+    if field.is_list() || !matches!(field.kind(), Kind::Message(_)) {
+        return Err(format!("{head} has no fields to select"));
+    }
+    let from = src.get_field(&field);
+    let Some(from) = from.as_message() else {
+        return Err(format!("{head} is not a message"));
+    };
+    let Some(to) = dst.get_field_mut(&field).as_message_mut() else {
+        return Err(format!("{head} is not a message"));
+    };
+    apply_path(to, from, rest, false)
+}
+
+/// Sets the named Timestamp fields that exist to now.
+fn stamp(msg: &mut DynamicMessage, fields: &[&str]) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    for name in fields {
+        let Some(f) = msg.descriptor().get_field_by_name(name) else {
+            continue;
+        };
+        let Kind::Message(ts) = f.kind() else {
+            continue;
+        };
+        if ts.full_name() != "google.protobuf.Timestamp" || f.is_list() {
+            continue;
+        }
+        let mut t = DynamicMessage::new(ts);
+        set(
+            &mut t,
+            "seconds",
+            Value::I64(i64::try_from(now.as_secs()).unwrap_or(i64::MAX)),
+        );
+        set(
+            &mut t,
+            "nanos",
+            Value::I32(i32::try_from(now.subsec_nanos()).unwrap_or(0)),
+        );
+        let _ = msg.try_set_field(&f, Value::Message(t));
+    }
+}
+
+/// Whether `name` sits directly under `parent` (all names when `parent` is
+/// empty; `-` matches any one segment, as in `shelves/-`).
+fn under(name: &str, parent: &str) -> bool {
+    let parent = parent.trim_matches('/');
+    if parent.is_empty() {
+        return true;
+    }
+    let segs: Vec<&str> = name.split('/').collect();
+    let want: Vec<&str> = parent.split('/').collect();
+    // A child of `parent` is `{parent}/{collection}/{id}`.
+    segs.len() == want.len() + 2 && want.iter().zip(&segs).all(|(w, s)| *w == "-" || w == s)
+}
+
+/// The resource as a message of `desc`: the same when the descriptors
+/// agree, re-decoded when the pool changed since it was stored.
+fn coerce(msg: &DynamicMessage, desc: &MessageDescriptor) -> DynamicMessage {
+    if &msg.descriptor() == desc {
+        return msg.clone();
+    }
+    DynamicMessage::decode(desc.clone(), msg.encode_to_vec().as_slice())
+        .unwrap_or_else(|_| DynamicMessage::new(desc.clone()))
+}
+
+/// A Delete's answer: Empty, the deleted resource, or a generated answer
+/// for any other output type.
+fn answer_delete(
+    method: &MethodDescriptor,
+    res: &MessageDescriptor,
+    deleted: Option<&DynamicMessage>,
+    request: &DynamicMessage,
+    generator: &Generator,
+    key: &[u8],
+) -> DynamicMessage {
+    let out = method.output();
+    if out.full_name() == res.full_name() {
+        return match deleted {
+            Some(d) => coerce(d, &out),
+            None => generator.respond(method, request, key),
+        };
+    }
+    if out.full_name() == "google.protobuf.Empty" {
+        return DynamicMessage::new(out);
+    }
+    generator.respond(method, request, key)
+}
+
+const TOKEN_PREFIX: &str = "crud1:";
+
+fn encode_token(seq: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{seq}"))
+}
+
+fn decode_token(token: &str) -> Option<u64> {
+    let raw = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).ok()?;
+    std::str::from_utf8(&raw)
+        .ok()?
+        .strip_prefix(TOKEN_PREFIX)?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_sit_two_segments_below_their_parent() {
+        assert!(under("shelves/1/books/2", "shelves/1"));
+        assert!(under("shelves/1/books/2", "shelves/-"));
+        assert!(under("shelves/1/books/2", ""));
+        assert!(!under("shelves/10/books/2", "shelves/1"));
+        assert!(!under("shelves/1", "shelves/1"));
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        assert_eq!(decode_token(&encode_token(17)), Some(17));
+        assert_eq!(decode_token("nope"), None);
     }
 }

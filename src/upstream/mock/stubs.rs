@@ -24,6 +24,7 @@
 //!         x-tenant: {equals: acme}
 //!     response:                  # exactly one of message, error, stream
 //!       latency: 150ms           # or {min: 100ms, max: 300ms}: uniform in the range
+//!       fill: true               # generate the fields `message` leaves unset (false: keep defaults)
 //!       message:                 # proto3 JSON, may be partial: unset fields are generated
 //!         books:
 //!           - title: "{{ request.query | title }}"
@@ -198,6 +199,9 @@ pub struct StubReply {
     pub stub_id: String,
     /// Delay before answering (already drawn from the stub's range).
     pub latency: Duration,
+    /// Generate the fields the message leaves unset (`fill: false` turns it
+    /// off, e.g. for recorded stubs, whose unset fields are really defaults).
+    pub fill: bool,
     /// What to answer.
     pub outcome: StubOutcome,
 }
@@ -291,6 +295,7 @@ struct Stub {
     request: Vec<FieldCond>,
     headers: Vec<HeaderCond>,
     latency: Latency,
+    fill: bool,
     answer: Answer,
     /// The stub as written, to keep `times` counts of unchanged stubs on reload.
     source: Value,
@@ -328,6 +333,7 @@ impl Stub {
         StubReply {
             stub_id: self.id.clone(),
             latency: self.latency.draw(),
+            fill: self.fill,
             outcome,
         }
     }

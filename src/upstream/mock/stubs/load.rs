@@ -139,6 +139,7 @@ fn compile(
         .map(|(name, spec)| HeaderCond::compile(name, spec))
         .collect::<Result<Vec<_>, _>>()?;
     let latency = latency(raw.response.latency.as_ref())?;
+    let fill = raw.response.fill.unwrap_or(true);
 
     let r = raw.response;
     let given = [r.message.is_some(), r.error.is_some(), r.stream.is_some()];
@@ -197,6 +198,7 @@ fn compile(
         request,
         headers,
         latency,
+        fill,
         answer,
         source: value.clone(),
     })

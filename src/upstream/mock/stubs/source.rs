@@ -36,6 +36,8 @@ pub(super) struct RawMatch {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawResponse {
     pub latency: Option<Value>,
+    /// Generate the fields a message leaves unset (default true).
+    pub fill: Option<bool>,
     pub message: Option<Value>,
     pub error: Option<RawError>,
     pub stream: Option<Vec<RawStreamItem>>,
