@@ -271,7 +271,13 @@ stubs:
   - method: library.v1.LibraryService.GetBook
     match: {request: {name: shelves/1/books/404}}
     response:
-      error: {code: PERMISSION_DENIED, message: "not yours"}
+      error:
+        code: PERMISSION_DENIED
+        message: "not yours"
+        details:
+          - "@type": type.googleapis.com/google.rpc.ErrorInfo
+            reason: NOT_OWNER
+            domain: library.example
   - method: library.v1.LibraryService.StreamBooks
     response:
       stream:
@@ -289,6 +295,18 @@ stubs:
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     assert_eq!(err.message(), "not yours");
+    {
+        use prost::Message;
+        let status = common::backend::pb::google::rpc::Status::decode(err.details()).unwrap();
+        assert_eq!(
+            status.details[0].type_url,
+            "type.googleapis.com/google.rpc.ErrorInfo"
+        );
+        let info =
+            common::backend::pb::google::rpc::ErrorInfo::decode(status.details[0].value.as_slice())
+                .unwrap();
+        assert_eq!(info.reason, "NOT_OWNER");
+    }
 
     let generated = c
         .get_book(GetBookRequest {
