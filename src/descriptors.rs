@@ -404,6 +404,14 @@ fn bundled_files() -> Result<Vec<RawFile>, DescriptorError> {
     })
 }
 
+/// The bundled example's descriptors, for unit tests.
+#[cfg(test)]
+pub(crate) fn example_pool() -> DescriptorPool {
+    load(&["descriptors".into()])
+        .expect("bundled descriptors load")
+        .pool
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,3 +19,4 @@ pub mod server;
 pub mod status;
 pub mod transcode;
 pub mod upstream;
+pub mod wkt;

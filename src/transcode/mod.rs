@@ -11,9 +11,7 @@ pub use response::{RenderedBody, ResponseOptions, render_response};
 /// The bundled example's routes (annotations only), for unit tests.
 #[cfg(test)]
 pub(crate) fn example_routes() -> crate::routing::RouteTable {
-    let pool = crate::descriptors::load(&["descriptors".into()])
-        .expect("bundled descriptors")
-        .pool;
+    let pool = crate::descriptors::example_pool();
     crate::routing::rules::build(&pool, &[], &crate::routing::RulesOptions::default())
         .expect("bundled rules")
 }

@@ -58,7 +58,7 @@ fn parse_kind(kind: &Kind, text: &str) -> Result<Value, String> {
 /// Well-known types that have a scalar JSON form.
 fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
     match desc.full_name() {
-        "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask" => {
+        name if crate::wkt::is_string_form(name) => {
             let v = serde_json::Value::String(text.to_string());
             DynamicMessage::deserialize(desc.clone(), v).map_err(|e| {
                 let hint = match desc.full_name() {
@@ -71,15 +71,7 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage,
                 format!("{text:?} is not {hint} ({e})")
             })
         }
-        "google.protobuf.DoubleValue"
-        | "google.protobuf.FloatValue"
-        | "google.protobuf.Int64Value"
-        | "google.protobuf.UInt64Value"
-        | "google.protobuf.Int32Value"
-        | "google.protobuf.UInt32Value"
-        | "google.protobuf.BoolValue"
-        | "google.protobuf.StringValue"
-        | "google.protobuf.BytesValue" => {
+        name if crate::wkt::is_wrapper(name) => {
             let inner = desc
                 .get_field_by_name("value")
                 .ok_or_else(|| format!("{} has no value field", desc.full_name()))?;

@@ -1076,15 +1076,7 @@ impl Draw {
                 let paths = mask_paths(site.owner, &mut rng);
                 set(&mut msg, "paths", Value::List(paths));
             }
-            "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue" => {
+            name if crate::wkt::is_wrapper(name) => {
                 let field = desc.get_field_by_name("value")?;
                 if let Some(v) = self.single(&field.kind(), site, &format!("{path}.value"), depth) {
                     put(&mut msg, &field, v);

@@ -388,22 +388,10 @@ fn check_map_key(map: &FieldDescriptor, key: &str) -> Result<(), String> {
 
 /// Well-known types whose proto3 JSON form is a scalar (or any value).
 pub(super) fn scalar_json(m: &MessageDescriptor) -> bool {
-    matches!(
-        m.full_name(),
-        "google.protobuf.Timestamp"
-            | "google.protobuf.Duration"
-            | "google.protobuf.FieldMask"
-            | "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue"
-            | "google.protobuf.Value"
-    )
+    let name = m.full_name();
+    crate::wkt::is_wrapper(name)
+        || crate::wkt::is_string_form(name)
+        || name == "google.protobuf.Value"
 }
 
 fn is_scalar(end: &End) -> bool {
@@ -472,11 +460,7 @@ mod tests {
     use prost_reflect::DescriptorPool;
     use serde_json::json;
 
-    fn pool() -> DescriptorPool {
-        crate::descriptors::load(&["descriptors".into()])
-            .map(|d| d.pool)
-            .unwrap_or_default()
-    }
+    use crate::descriptors::example_pool as pool;
 
     fn msg(pool: &DescriptorPool, name: &str) -> MessageDescriptor {
         pool.get_message_by_name(name)

@@ -348,11 +348,7 @@ impl Tmpl {
 mod tests {
     use super::*;
 
-    fn pool() -> DescriptorPool {
-        crate::descriptors::load(&["descriptors".into()])
-            .map(|d| d.pool)
-            .unwrap_or_default()
-    }
+    use crate::descriptors::example_pool as pool;
 
     fn compile(value: Value, ty: &str) -> Result<(Tmpl, Environment<'static>), String> {
         let pool = pool();
