@@ -1,1 +1,234 @@
-fn main() {}
+//! Transcoding benches for the bundled example API (`descriptors/`), through
+//! the library API only (no HTTP server, no upstream):
+//!
+//! - `matcher/*`: the route trie alone (`RouteTable::matcher.find`);
+//! - `request/*`: HTTP parts → request message (`transcode::build_request`),
+//!   and the same plus protobuf encoding (what the gateway sends upstream);
+//! - `response/*`: an upstream `Book` → JSON (`transcode::render_response`).
+//!
+//! ```text
+//! cargo bench --bench transcode             # measure (about 30 s once built)
+//! cargo bench --bench transcode -- --test   # run every bench once (CI smoke)
+//! cargo bench --bench transcode -- request  # only benches whose id matches
+//! ```
+//!
+//! Sample sizes and times are deliberately small so a full run stays well
+//! under two minutes on a 2-core machine; pass criterion flags such as
+//! `--measurement-time 5 --sample-size 100` for tighter confidence intervals.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http::Method;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage};
+use protogate::config::Config;
+use protogate::gateway::Gateway;
+use protogate::routing::rules::Route;
+use protogate::transcode::{RenderedBody, RequestInput, build_request, render_response};
+
+const GET_BOOK_PATH: &str = "/v1/shelves/1/books/1";
+const CREATE_BOOK_PATH: &str = "/v1/shelves/1/books";
+
+/// A CreateBook body (the `book` field) using every field type of `Book`:
+/// repeated string, enum by name, int64 as a string, Timestamp, Duration, a
+/// map, a nested message, double, bool, bytes (base64) and a wrapper.
+const CREATE_BOOK_BODY: &str = r#"{
+  "title": "The Dispossessed",
+  "authors": ["Ursula K. Le Guin"],
+  "genre": "FICTION",
+  "pageCount": "387",
+  "publishTime": "1974-05-01T00:00:00Z",
+  "readTime": "39600s",
+  "labels": {"series": "hainish", "language": "en", "award": "hugo"},
+  "publisher": {
+    "name": "Harper & Row",
+    "email": "rights@harperandrow.example",
+    "website": "https://harperandrow.example",
+    "country": "US"
+  },
+  "price": 15.99,
+  "available": true,
+  "isbn": "978-0-06-051275-3",
+  "coverThumbnail": "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFTEMLQkAcPw/wQ0x8BIAAAAASUVORK5CYII=",
+  "rating": 5
+}"#;
+
+/// The full `Book` an upstream would answer GetBook with.
+const FULL_BOOK_JSON: &str = r#"{
+  "name": "shelves/1/books/1",
+  "title": "The Left Hand of Darkness",
+  "authors": ["Ursula K. Le Guin"],
+  "genre": "FICTION",
+  "pageCount": "304",
+  "publishTime": "1969-03-01T00:00:00Z",
+  "readTime": "32400s",
+  "labels": {"series": "hainish", "language": "en", "award": "hugo", "format": "paperback"},
+  "publisher": {
+    "name": "Ace Books",
+    "email": "contact@acebooks.example",
+    "website": "https://acebooks.example",
+    "country": "US"
+  },
+  "price": 9.99,
+  "available": true,
+  "isbn": "978-0-441-47812-5",
+  "coverThumbnail": "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFTEMLQkAcPw/wQ0x8BIAAAAASUVORK5CYII=",
+  "rating": 4
+}"#;
+
+/// The bundled example, built the way `protogate serve` builds it but with the
+/// default config and no upstream (so no channel and no runtime is needed).
+fn gateway() -> Gateway {
+    let loaded =
+        protogate::descriptors::load(&["descriptors".into()]).expect("bundled descriptors");
+    Gateway::build(loaded.pool, Config::default(), None).expect("bundled routes")
+}
+
+fn route<'g>(gw: &'g Gateway, method: &Method, path: &str) -> (&'g Route, Vec<String>) {
+    let m = gw
+        .table
+        .matcher
+        .find(method, path)
+        .unwrap_or_else(|e| panic!("{method} {path} has no route: {e:?}"));
+    (&gw.table.routes[m.route], m.bindings)
+}
+
+fn encoded_book(pool: &DescriptorPool) -> Vec<u8> {
+    let desc = pool
+        .get_message_by_name("library.v1.Book")
+        .expect("library.v1.Book");
+    let mut de = serde_json::Deserializer::from_str(FULL_BOOK_JSON);
+    let book = DynamicMessage::deserialize(desc, &mut de).expect("full book JSON");
+    de.end().expect("one JSON value");
+    book.encode_to_vec()
+}
+
+fn bench_matcher(c: &mut Criterion) {
+    let gw = gateway();
+    let mut g = c.benchmark_group("matcher");
+    g.bench_function("find/get_book", |b| {
+        b.iter(|| {
+            gw.table
+                .matcher
+                .find(black_box(&Method::GET), black_box(GET_BOOK_PATH))
+        })
+    });
+    g.bench_function("find/create_book", |b| {
+        b.iter(|| {
+            gw.table
+                .matcher
+                .find(black_box(&Method::POST), black_box(CREATE_BOOK_PATH))
+        })
+    });
+    g.bench_function("find/not_found", |b| {
+        b.iter(|| {
+            gw.table
+                .matcher
+                .find(black_box(&Method::GET), black_box("/v1/nothing/here"))
+        })
+    });
+    g.finish();
+}
+
+fn bench_request(c: &mut Criterion) {
+    let gw = gateway();
+    let mut g = c.benchmark_group("request");
+
+    let (get_route, get_bindings) = route(&gw, &Method::GET, GET_BOOK_PATH);
+    let get_input = RequestInput {
+        http_method: &Method::GET,
+        bindings: &get_bindings,
+        query: None,
+        body: b"",
+        content_type: None,
+    };
+    // Sanity: the bench measures a successful transcode.
+    let msg = build_request(get_route, &get_input, &gw.request_options).expect("GetBook request");
+    assert_eq!(get_route.method.name(), "GetBook");
+    assert_eq!(msg.encode_to_vec(), b"\x0a\x11shelves/1/books/1");
+
+    g.bench_function("get_book/build", |b| {
+        b.iter(|| build_request(get_route, black_box(&get_input), &gw.request_options).unwrap())
+    });
+    g.bench_function("get_book/build+encode", |b| {
+        b.iter(|| {
+            build_request(get_route, black_box(&get_input), &gw.request_options)
+                .unwrap()
+                .encode_to_vec()
+        })
+    });
+
+    let (create_route, create_bindings) = route(&gw, &Method::POST, CREATE_BOOK_PATH);
+    let create_input = RequestInput {
+        http_method: &Method::POST,
+        bindings: &create_bindings,
+        query: None,
+        body: CREATE_BOOK_BODY.as_bytes(),
+        content_type: Some("application/json"),
+    };
+    let msg = build_request(create_route, &create_input, &gw.request_options)
+        .expect("CreateBook request");
+    assert_eq!(create_route.method.name(), "CreateBook");
+    let book = msg.get_field_by_name("book").expect("book field");
+    let book = book.as_message().expect("book message");
+    // Every field but `name` (CreateBook ignores it; the path names the shelf).
+    for field in book.descriptor().fields().filter(|f| f.name() != "name") {
+        assert!(
+            book.has_field(&field),
+            "CREATE_BOOK_BODY leaves {} unset",
+            field.name()
+        );
+    }
+
+    g.throughput(Throughput::Bytes(CREATE_BOOK_BODY.len() as u64));
+    g.bench_function("create_book/build", |b| {
+        b.iter(|| {
+            build_request(create_route, black_box(&create_input), &gw.request_options).unwrap()
+        })
+    });
+    g.bench_function("create_book/build+encode", |b| {
+        b.iter(|| {
+            build_request(create_route, black_box(&create_input), &gw.request_options)
+                .unwrap()
+                .encode_to_vec()
+        })
+    });
+    g.finish();
+}
+
+fn bench_response(c: &mut Criterion) {
+    let gw = gateway();
+    let (get_route, _) = route(&gw, &Method::GET, GET_BOOK_PATH);
+    let encoded = encoded_book(&gw.pool);
+    match render_response(get_route, &encoded, &gw.response_options).expect("render Book") {
+        RenderedBody::Json(json) => {
+            let v: serde_json::Value = serde_json::from_slice(&json).expect("valid JSON");
+            assert_eq!(v["title"], "The Left Hand of Darkness");
+            assert_eq!(v["pageCount"], "304");
+        }
+        other => panic!("expected JSON, got {other:?}"),
+    }
+
+    let mut g = c.benchmark_group("response");
+    g.throughput(Throughput::Bytes(encoded.len() as u64));
+    g.bench_function("get_book/render", |b| {
+        b.iter(|| render_response(get_route, black_box(&encoded), &gw.response_options).unwrap())
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_matcher, bench_request, bench_response
+}
+criterion_main!(benches);
