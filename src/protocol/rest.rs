@@ -117,7 +117,7 @@ async fn serve(gw: &Gateway, req: Request<Body>, pretty: bool) -> Result<Respons
 
     let context = if backend.wants_context() {
         CallContext {
-            route: Some(format!("{} {}", route.http_method, route.template)),
+            route: Some(route.key.clone()),
             headers: parts.headers.clone(),
         }
     } else {

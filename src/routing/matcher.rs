@@ -6,6 +6,7 @@
 //! answers when the more specific one has no route for the request's method.
 //! A `:verb` suffix is split off only when some template declares that verb.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use http::Method;
@@ -95,10 +96,11 @@ pub struct Matcher {
     fully_decode: bool,
 }
 
-/// One request path segment: raw (as sent) and fully decoded (for literals).
+/// One request path segment: raw (as sent) and fully decoded (for
+/// literals); decoding borrows unless the segment holds a `%`.
 struct PathSegment<'a> {
     raw: &'a str,
-    decoded: String,
+    decoded: Cow<'a, str>,
 }
 
 impl Matcher {
@@ -206,7 +208,7 @@ impl Matcher {
             .iter()
             .map(|r| PathSegment {
                 raw: r,
-                decoded: percent_decode_str(r).decode_utf8_lossy().into_owned(),
+                decoded: percent_decode_str(r).decode_utf8_lossy(),
             })
             .collect();
         let mut spans = Vec::with_capacity(segs.len());
@@ -277,7 +279,7 @@ impl Search<'_, '_> {
                 self.allowed.insert(end.method.to_string());
             }
         } else {
-            if let Some(child) = node.literals.get(&self.segs[i].decoded) {
+            if let Some(child) = node.literals.get(self.segs[i].decoded.as_ref()) {
                 spans.push((i, i + 1));
                 if let Some(r) = self.walk(child, i + 1, spans) {
                     return Some(r);

@@ -66,6 +66,9 @@ pub struct Route {
     pub source: RuleSource,
     /// The gRPC path, `/pkg.Service/Method`.
     pub grpc_path: String,
+    /// `GET /v1/{name=shelves/*}`: the route as `protogate routes` prints it
+    /// and stubs name it.
+    pub key: String,
     /// The rendered response type holds map fields (their JSON entries get sorted).
     pub renders_maps: bool,
 }
@@ -373,6 +376,7 @@ fn compile_route(
         None => Some(method.output()),
     };
     Ok(Route {
+        key: format!("{http_method} {template}"),
         renders_maps: rendered.is_some_and(|m| holds_maps(&m)),
         id,
         http_method,

@@ -235,7 +235,7 @@ pub enum StubOutcome {
 /// assert!(keys.contains(&"GET /v1/{name=shelves/*}".to_string()));
 /// ```
 pub fn route_key(route: &Route) -> String {
-    format!("{} {}", route.http_method, route.template)
+    route.key.clone()
 }
 
 /// `get  /v1/x` → `GET /v1/x`.
