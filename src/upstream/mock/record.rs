@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
 
+use super::generate::{FNV_OFFSET, fnv1a};
 use crate::call::{Backend, Call, CallEvent, CallResponse};
 use crate::status::{GatewayError, decode_details};
 
@@ -70,7 +71,10 @@ impl Backend for Recorder {
             };
             // Named by method and request: recording the same call again
             // replaces its stub rather than adding a duplicate.
-            let n = fnv1a(method.full_name().as_bytes(), &recorded_request);
+            let n = fnv1a(
+                fnv1a(fnv1a(FNV_OFFSET, method.full_name().as_bytes()), &[0]),
+                &recorded_request,
+            );
             let request_json = to_json(method.input(), &recorded_request);
             let mut conditions = serde_json::Map::new();
             if let serde_json::Value::Object(fields) = &request_json {
@@ -177,14 +181,4 @@ fn escape_templates(v: serde_json::Value) -> serde_json::Value {
         ),
         other => other,
     }
-}
-
-/// FNV-1a 64: a stable name for a recorded call.
-fn fnv1a(a: &[u8], b: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in a.iter().chain([0u8].iter()).chain(b) {
-        h ^= u64::from(*byte);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
