@@ -9,7 +9,9 @@
 //! response (same method + request + seed → same bytes). Every response
 //! carries `x-protogate-mock` metadata saying which of the three answered.
 
+mod fields;
 pub mod generate;
+mod mask;
 pub mod record;
 pub mod state;
 pub mod stubs;

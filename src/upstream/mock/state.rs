@@ -37,7 +37,9 @@ use prost_reflect::{
 };
 use tonic::Status;
 
+use super::fields::{bool_field, int_field, set, string_field};
 use super::generate::{Generator, collection_id, snake_case};
+use super::mask::{apply_path, mask_paths};
 
 /// Default and largest page of a List.
 const DEFAULT_PAGE_SIZE: usize = 10;
@@ -165,8 +167,9 @@ impl CrudStore {
             .as_message()
             .cloned()
             .unwrap_or_else(|| DynamicMessage::new(res.clone()));
-        let parent = string_field(request, "parent");
-        let id = string_field(request, &format!("{}_id", snake_case(res.name())));
+        let parent = string_field(request, "parent").unwrap_or_default();
+        let id =
+            string_field(request, &format!("{}_id", snake_case(res.name()))).unwrap_or_default();
         if id.contains('/') {
             return Err(Status::invalid_argument(format!(
                 "{} id {id:?} may not contain '/'",
@@ -216,8 +219,8 @@ impl CrudStore {
         list: &FieldDescriptor,
         request: &DynamicMessage,
     ) -> Result<DynamicMessage, Status> {
-        let parent = string_field(request, "parent");
-        let size = match int_field(request, "page_size") {
+        let parent = string_field(request, "parent").unwrap_or_default();
+        let size = match int_field(request, "page_size").unwrap_or(0) {
             n if n < 0 => {
                 return Err(Status::invalid_argument(format!(
                     "page_size must not be negative (got {n})"
@@ -228,7 +231,7 @@ impl CrudStore {
                 .unwrap_or(MAX_PAGE_SIZE)
                 .min(MAX_PAGE_SIZE),
         };
-        let token = string_field(request, "page_token");
+        let token = string_field(request, "page_token").unwrap_or_default();
         let after = if token.is_empty() {
             0
         } else {
@@ -294,7 +297,7 @@ impl CrudStore {
             .as_message()
             .cloned()
             .unwrap_or_else(|| DynamicMessage::new(res.clone()));
-        let name = string_field(&patch, "name");
+        let name = string_field(&patch, "name").unwrap_or_default();
         if name.is_empty() {
             return Err(Status::invalid_argument(format!(
                 "{}.name is required to update a {}",
@@ -493,37 +496,8 @@ fn has_name(desc: &MessageDescriptor) -> bool {
         .is_some_and(|f| f.kind() == Kind::String && !f.is_list())
 }
 
-fn string_field(msg: &DynamicMessage, name: &str) -> String {
-    msg.get_field_by_name(name)
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn int_field(msg: &DynamicMessage, name: &str) -> i64 {
-    let Some(v) = msg.get_field_by_name(name) else {
-        return 0;
-    };
-    match v.as_ref() {
-        Value::I32(n) => i64::from(*n),
-        Value::I64(n) => *n,
-        Value::U32(n) => i64::from(*n),
-        Value::U64(n) => i64::try_from(*n).unwrap_or(i64::MAX),
-        _ => 0,
-    }
-}
-
-fn bool_field(msg: &DynamicMessage, name: &str) -> bool {
-    msg.get_field_by_name(name)
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
-}
-
-fn set(msg: &mut DynamicMessage, name: &str, value: Value) {
-    let _ = msg.try_set_field_by_name(name, value);
-}
-
 fn required_name(request: &DynamicMessage, res: &MessageDescriptor) -> Result<String, Status> {
-    let name = string_field(request, "name");
+    let name = string_field(request, "name").unwrap_or_default();
     if name.is_empty() {
         return Err(Status::invalid_argument(format!(
             "name is required to find a {}",
@@ -535,81 +509,6 @@ fn required_name(request: &DynamicMessage, res: &MessageDescriptor) -> Result<St
 
 fn not_found(res: &MessageDescriptor, name: &str) -> Status {
     Status::not_found(format!("{} {name:?} not found", res.name()))
-}
-
-/// The update mask's paths, from an `update_mask` FieldMask field.
-fn mask_paths(request: &DynamicMessage) -> Vec<String> {
-    let Some(mask) = request.get_field_by_name("update_mask") else {
-        return Vec::new();
-    };
-    let Some(paths) = mask.as_message().and_then(|m| m.get_field_by_name("paths")) else {
-        return Vec::new();
-    };
-    paths
-        .as_list()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.as_str())
-        .flat_map(|p| p.split(','))
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect()
-}
-
-/// Copies the field at `path` (`title`, `publisher.email`, `labels.key`)
-/// from `src` into `dst`; a path to a field unset in `src` clears it.
-fn apply_path(
-    dst: &mut DynamicMessage,
-    src: &DynamicMessage,
-    path: &str,
-    top: bool,
-) -> Result<(), String> {
-    let (head, rest) = match path.split_once('.') {
-        Some((h, r)) => (h, Some(r)),
-        None => (path, None),
-    };
-    let desc = dst.descriptor();
-    let field = desc
-        .get_field_by_name(head)
-        .or_else(|| desc.get_field_by_json_name(head))
-        .ok_or_else(|| format!("{} has no field {head:?}", desc.name()))?;
-    if top && field.name() == "name" {
-        // The name says which resource to update; it never changes.
-        return Ok(());
-    }
-    let Some(rest) = rest else {
-        if src.has_field(&field) {
-            dst.try_set_field(&field, src.get_field(&field).into_owned())
-                .map_err(|e| e.to_string())?;
-        } else {
-            dst.clear_field(&field);
-        }
-        return Ok(());
-    };
-    if field.is_map() {
-        let key = prost_reflect::MapKey::String(rest.to_owned());
-        let from = src.get_field(&field);
-        let entry = from.as_map().and_then(|m| m.get(&key)).cloned();
-        let Some(map) = dst.get_field_mut(&field).as_map_mut() else {
-            return Err(format!("{head} is not a map"));
-        };
-        match entry {
-            Some(v) => map.insert(key, v),
-            None => map.remove(&key),
-        };
-        return Ok(());
-    }
-    if field.is_list() || !matches!(field.kind(), Kind::Message(_)) {
-        return Err(format!("{head} has no fields to select"));
-    }
-    let from = src.get_field(&field);
-    let Some(from) = from.as_message() else {
-        return Err(format!("{head} is not a message"));
-    };
-    let Some(to) = dst.get_field_mut(&field).as_message_mut() else {
-        return Err(format!("{head} is not a message"));
-    };
-    apply_path(to, from, rest, false)
 }
 
 /// Sets the named Timestamp fields that exist to now.

@@ -2,6 +2,7 @@
 //! List-like responses page by page, and merging a stub's partial answer
 //! with generated values.
 
+use crate::upstream::mock::fields::{int_field, string_field};
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
@@ -147,21 +148,6 @@ fn same_kind(a: &Kind, b: &Kind) -> bool {
         (Kind::Message(x), Kind::Message(y)) => x.full_name() == y.full_name(),
         (Kind::Enum(x), Kind::Enum(y)) => x.full_name() == y.full_name(),
         (x, y) => x == y,
-    }
-}
-
-fn string_field(msg: &DynamicMessage, name: &str) -> Option<String> {
-    msg.get_field_by_name(name)?.as_str().map(str::to_owned)
-}
-
-fn int_field(msg: &DynamicMessage, name: &str) -> Option<i64> {
-    let v = msg.get_field_by_name(name)?;
-    match v.as_ref() {
-        Value::I32(n) => Some(i64::from(*n)),
-        Value::I64(n) => Some(*n),
-        Value::U32(n) => Some(i64::from(*n)),
-        Value::U64(n) => i64::try_from(*n).ok(),
-        _ => None,
     }
 }
 
