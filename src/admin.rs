@@ -1,55 +1,126 @@
-//! Admin endpoints: what a frontend developer needs when a stub does not match.
+//! Admin endpoints, served on `--admin-listen` (and in mock mode on the main
+//! listener too):
 //!
-//! - `GET /_protogate/mock/stubs`: the loaded stubs (id, file, method or route,
-//!   priority, remaining uses).
-//! - `GET /_protogate/mock/unmatched`: the most recent requests no stub matched,
-//!   with their method, route, request message and headers.
-//!
-//! Served on `--admin-listen`, and in mock mode on the main listener too.
+//! - `POST /_protogate/reload`: rebuilds the configuration from its files
+//!   and swaps it in; answers the [`ReloadReport`](crate::live::ReloadReport)
+//!   (200), or 400 in the JSON error shape listing every problem when the
+//!   new configuration is refused and the old one keeps serving.
+//! - `GET /_protogate/reload`: the serving generation, reload counts and the
+//!   latest report.
+//! - `GET /healthz`: the process is up. `GET /readyz`: 200 once every
+//!   descriptor source has loaded, else 503 naming what is missing.
+//! - `GET /_protogate/mock/stubs`: the loaded stubs (id, file, method or
+//!   route, priority, remaining uses).
+//! - `GET /_protogate/mock/unmatched`: the most recent requests no stub
+//!   matched, with their method, route, request message and headers.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
 
-use crate::gateway::Gateway;
+use crate::live::Live;
 
 /// The admin routes.
-pub fn router(gw: Arc<Gateway>) -> Router {
-    let stubs_gw = gw.clone();
+pub fn router(live: Arc<Live>) -> Router {
+    let (stubs, unmatched, reload, status, ready) =
+        (live.clone(), live.clone(), live.clone(), live.clone(), live);
     Router::new()
         .route(
+            "/_protogate/reload",
+            get(move || async move { reload_status(&status) }).post(move || async move {
+                let report = reload.reload("admin").await;
+                let body = serde_json::to_value(&report).unwrap_or_default();
+                if report.ok {
+                    json_response(StatusCode::OK, body)
+                } else {
+                    let mut err = json!({
+                        "code": 3,
+                        "message": format!(
+                            "reload refused ({} problem(s)); still serving generation {}",
+                            report.problems.len(),
+                            report.generation
+                        ),
+                        "details": [],
+                    });
+                    if let (Some(e), serde_json::Value::Object(r)) = (err.as_object_mut(), body) {
+                        e.extend(r);
+                    }
+                    json_response(StatusCode::BAD_REQUEST, err)
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { json_response(StatusCode::OK, json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(move || async move { readiness(&ready) }))
+        .route(
             "/_protogate/mock/stubs",
-            get(move || {
-                let gw = stubs_gw.clone();
-                async move { json(gw.mock.as_ref().map(|m| m.stubs().describe())) }
+            get(move || async move {
+                mock_json(stubs.current().mock.as_ref().map(|m| m.stubs().describe()))
             }),
         )
         .route(
             "/_protogate/mock/unmatched",
-            get(move || {
-                let gw = gw.clone();
-                async move {
-                    json(
-                        gw.mock
-                            .as_ref()
-                            .map(|m| serde_json::Value::Array(m.unmatched())),
-                    )
-                }
+            get(move || async move {
+                let gw = unmatched.current();
+                mock_json(
+                    gw.mock
+                        .as_ref()
+                        .map(|m| serde_json::Value::Array(m.unmatched())),
+                )
             }),
         )
 }
 
-fn json(value: Option<serde_json::Value>) -> Response<Body> {
-    let (status, body) = match value {
-        Some(v) => (StatusCode::OK, v),
-        None => (
+fn reload_status(live: &Live) -> Response<Body> {
+    let stats = live.stats();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "generation": live.generation(),
+            "succeeded": stats.succeeded.load(Ordering::Relaxed),
+            "failed": stats.failed.load(Ordering::Relaxed),
+            "last": stats.last(),
+        }),
+    )
+}
+
+fn readiness(live: &Live) -> Response<Body> {
+    let gw = live.current();
+    if gw.missing.is_empty() {
+        return json_response(
+            StatusCode::OK,
+            json!({"status": "ready", "routes": gw.routes().len()}),
+        );
+    }
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({
+            "code": 14,
+            "message": format!("not ready: {}", gw.missing.join("; ")),
+            "details": [],
+            "missing": gw.missing,
+        }),
+    )
+}
+
+fn mock_json(value: Option<serde_json::Value>) -> Response<Body> {
+    match value {
+        Some(v) => json_response(StatusCode::OK, v),
+        None => json_response(
             StatusCode::NOT_FOUND,
-            serde_json::json!({"code": 5, "message": "mock mode is off", "details": []}),
+            json!({"code": 5, "message": "mock mode is off", "details": []}),
         ),
-    };
+    }
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(Body::from(
         serde_json::to_vec_pretty(&body).unwrap_or_default(),
     ));

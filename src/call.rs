@@ -1,34 +1,114 @@
 //! The protocol-neutral middle of the gateway: a [`Call`] made by a protocol
-//! adapter and run by a [`Backend`] (the real upstream or, later, the mock).
+//! adapter and run by a [`Backend`] (the real upstream or the mock).
 //!
 //! Messages travel as encoded protobuf bytes, so a Backend never needs
 //! generated types and adapters that only re-frame bytes never decode them.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use futures_util::StreamExt;
+//! use protogate::call::{Backend, Call, CallEvent, CallResponse, grpc_path, single};
+//! use protogate::status::GatewayError;
+//!
+//! /// A backend that answers every call with the request it was sent.
+//! struct Echo;
+//!
+//! impl Backend for Echo {
+//!     fn call(&self, call: Call) -> futures_util::future::BoxFuture<'static, Result<CallResponse, GatewayError>> {
+//!         Box::pin(async move {
+//!             let mut requests = call.requests;
+//!             let first = requests.next().await.unwrap_or(Ok(Bytes::new()))?;
+//!             let events = futures_util::stream::iter([
+//!                 Ok(CallEvent::Message(first)),
+//!                 Ok(CallEvent::Trailers(Default::default())),
+//!             ]);
+//!             Ok(CallResponse { metadata: Default::default(), events: events.boxed() })
+//!         })
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let pool = protogate::descriptors::load(&["descriptors".into()]).unwrap().pool;
+//! let method = pool.get_service_by_name("library.v1.LibraryService").unwrap()
+//!     .methods().find(|m| m.name() == "GetShelf").unwrap();
+//! let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+//! let request = Bytes::from_static(b"\x0a\x09shelves/1");
+//! let call = Call::new(method.clone(), grpc_path(&method), Default::default(), single(request), deadline);
+//! let reply = Echo.call(call).await.unwrap().into_unary().await.unwrap();
+//! assert_eq!(&reply.message[..], b"\x0a\x09shelves/1");
+//! # });
+//! ```
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
+use http::uri::PathAndQuery;
 use prost_reflect::MethodDescriptor;
+use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
 use crate::status::GatewayError;
+
+/// The request messages of a call. An `Err` item means the client sent
+/// something malformed or oversized: the backend must abandon the call
+/// (cancel it upstream), never treat it as a clean end of the stream.
+pub type RequestStream = BoxStream<'static, Result<Bytes, GatewayError>>;
 
 /// One gRPC call, ready to run.
 pub struct Call {
     /// The resolved method.
     pub method: MethodDescriptor,
-    /// `/pkg.Service/Method`.
-    pub path: String,
+    /// `/pkg.Service/Method`, built once at load time.
+    pub path: PathAndQuery,
     /// Request metadata (already filtered by the adapter).
     pub metadata: MetadataMap,
     /// The encoded request messages: exactly one for unary calls.
-    pub requests: BoxStream<'static, Bytes>,
-    /// The call's deadline, from `grpc-timeout` or configuration.
-    pub timeout: Duration,
+    pub requests: RequestStream,
+    /// When the call must be over; the upstream is sent what is left of it.
+    pub deadline: Instant,
     /// Where the call came from, for backends that look past the message
     /// (the mock matches stubs on routes and headers); see [`Backend::wants_context`].
     pub context: CallContext,
+}
+
+impl Call {
+    /// A call to `method` at `path` (see [`grpc_path`]; load-time code keeps
+    /// one per method) with the request messages of `requests`.
+    pub fn new(
+        method: MethodDescriptor,
+        path: PathAndQuery,
+        metadata: MetadataMap,
+        requests: RequestStream,
+        deadline: Instant,
+    ) -> Call {
+        Call {
+            method,
+            path,
+            metadata,
+            requests,
+            deadline,
+            context: CallContext::default(),
+        }
+    }
+
+    /// What is left of the deadline (zero once it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A request stream of exactly one message (unary and server-streaming calls).
+pub fn single(message: Bytes) -> RequestStream {
+    Box::pin(futures_util::stream::once(async move { Ok(message) }))
+}
+
+/// `/pkg.Service/Method` for `method`. Load-time code calls this once per
+/// method; a fully qualified name always makes a valid path.
+pub fn grpc_path(method: &MethodDescriptor) -> PathAndQuery {
+    let text = format!("/{}/{}", method.parent_service().full_name(), method.name());
+    PathAndQuery::try_from(text).unwrap_or_else(|_| PathAndQuery::from_static("/"))
 }
 
 /// The HTTP side of a call, filled only for backends that ask for it.

@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::descriptors::DescriptorSource;
 use crate::gateway::Settings;
 
 /// protogate: a REST/JSON → gRPC gateway driven by descriptors at runtime.
@@ -48,14 +49,16 @@ pub enum Command {
 /// Flags shared by every subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// A FileDescriptorSet (.binpb/.pb/.desc), a .proto file, or a directory of them; repeatable.
+    /// A FileDescriptorSet (.binpb/.pb/.desc), a .proto file, a directory of
+    /// them, or `reflect://host:port` (a gRPC server's reflection service); repeatable.
     #[arg(
         long = "descriptors",
         env = "PROTOGATE_DESCRIPTORS",
         default_value = "descriptors",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_source
     )]
-    pub descriptors: Vec<PathBuf>,
+    pub descriptors: Vec<DescriptorSource>,
     /// routes.yaml (default: ./routes.yaml when it exists).
     #[arg(long, env = "PROTOGATE_ROUTES")]
     pub routes: Option<PathBuf>,
@@ -89,6 +92,14 @@ pub struct ServeArgs {
     /// Proxy to the upstream and record every exchange as a stub file here.
     #[arg(long, env = "PROTOGATE_MOCK_RECORD")]
     pub mock_record: Option<PathBuf>,
+    /// Reload when routes.yaml or descriptor files change (default: true,
+    /// or `reload.watch` in routes.yaml); `--watch false` turns it off.
+    #[arg(long, env = "PROTOGATE_WATCH", action = ArgAction::Set, value_name = "BOOL")]
+    pub watch: Option<bool>,
+}
+
+fn parse_source(text: &str) -> Result<DescriptorSource, String> {
+    Ok(DescriptorSource::parse(text))
 }
 
 impl CommonArgs {
@@ -115,6 +126,7 @@ impl ServeArgs {
             mock_seed: self.mock_seed,
             mock_stubs: self.mock_stubs.clone(),
             mock_record: self.mock_record.clone(),
+            watch: self.watch,
             ..self.common.settings()
         }
     }

@@ -36,6 +36,30 @@ pub struct Config {
     /// The mock backend.
     #[serde(default)]
     pub mock: MockConfig,
+    /// Live reload.
+    #[serde(default)]
+    pub reload: ReloadOptions,
+}
+
+/// Live reload: when the gateway rebuilds its configuration by itself
+/// (SIGHUP and `POST /_protogate/reload` always work).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadOptions {
+    /// Reload when routes.yaml or a descriptor file changes (`--watch`).
+    pub watch: bool,
+    /// Ask reflection servers for their descriptors again this often, and
+    /// reload when they changed (`0s`: only at startup and on reload).
+    pub reflection_interval: ConfigDuration,
+}
+
+impl Default for ReloadOptions {
+    fn default() -> Self {
+        ReloadOptions {
+            watch: true,
+            reflection_interval: ConfigDuration(Duration::ZERO),
+        }
+    }
 }
 
 /// The mock backend: answers from the descriptors alone, for all services or

@@ -2,8 +2,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use protogate::cli::{Cli, Command, LogFormat};
-use protogate::gateway::Gateway;
+use protogate::cli::{Cli, Command, LogFormat, ServeArgs};
+use protogate::gateway::{Gateway, Resources};
+use protogate::live::{self, Live};
 use protogate::{report, server};
 use tracing_subscriber::EnvFilter;
 
@@ -34,64 +35,61 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve(args) => {
-            let gw = match Gateway::load(&args.settings()) {
-                Ok(gw) => Arc::new(gw),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            {
-                let listener = match tokio::net::TcpListener::bind(args.listen).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("error: cannot listen on {}: {e}", args.listen);
-                        return ExitCode::FAILURE;
-                    }
-                };
-                let addr = listener.local_addr().unwrap_or(args.listen);
-                if let Some(admin_addr) = args.admin_listen {
-                    match tokio::net::TcpListener::bind(admin_addr).await {
-                        Ok(l) => {
-                            let local = l.local_addr().unwrap_or(admin_addr);
-                            tracing::info!("admin endpoints on http://{local}/_protogate/");
-                            tokio::spawn(server::serve_admin(
-                                l,
-                                gw.clone(),
-                                server::shutdown_signal(),
-                            ));
-                        }
-                        Err(e) => {
-                            eprintln!("error: cannot listen on {admin_addr}: {e}");
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                }
-                if let Some(m) = &gw.mock {
-                    tracing::info!(
-                        "mock mode ({m:?}): stubs at http://{addr}/_protogate/mock/stubs, unmatched requests at http://{addr}/_protogate/mock/unmatched"
-                    );
-                }
-                if gw.backends.iter().all(Option::is_none) {
-                    tracing::warn!(
-                        "no upstream configured: every call will answer 503 (use --upstream or upstreams: in routes.yaml)"
-                    );
-                }
-                tracing::info!(
-                    routes = gw.routes().len(),
-                    "protogate listening on http://{addr}"
-                );
-                match server::serve(listener, gw, server::shutdown_signal()).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
+        Command::Serve(args) => match serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let live =
+        Live::load(args.settings(), Arc::new(Resources::default())).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().unwrap_or(args.listen);
+    if let Some(admin_addr) = args.admin_listen {
+        let l = tokio::net::TcpListener::bind(admin_addr)
+            .await
+            .map_err(|e| format!("cannot listen on {admin_addr}: {e}"))?;
+        let local = l.local_addr().unwrap_or(admin_addr);
+        tracing::info!("admin endpoints on http://{local}/_protogate/ (reload, readiness)");
+        tokio::spawn(server::serve_admin(
+            l,
+            live.clone(),
+            server::shutdown_signal(),
+        ));
+    }
+    live::reload_on_sighup(&live);
+    let gw = live.current();
+    let _watch = gw
+        .config
+        .reload
+        .watch
+        .then(|| live::watch_files(&live))
+        .flatten();
+    if let Some(m) = &gw.mock {
+        tracing::info!(
+            "mock mode ({m:?}): stubs at http://{addr}/_protogate/mock/stubs, unmatched requests at http://{addr}/_protogate/mock/unmatched"
+        );
+    }
+    if gw.has_no_backend() {
+        tracing::warn!(
+            "no upstream configured: every call will answer 503 (use --upstream or upstreams: in routes.yaml)"
+        );
+    }
+    tracing::info!(
+        routes = gw.routes().len(),
+        "protogate listening on http://{addr}"
+    );
+    drop(gw);
+    server::serve(listener, live, server::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn init_logging(format: LogFormat) {

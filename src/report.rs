@@ -77,14 +77,18 @@ pub fn summary(gw: &Gateway) -> String {
 
 /// `check`'s failure report: one problem per line.
 pub fn problems(e: &LoadError) -> String {
+    let lines = problem_lines(e);
+    let mut out = format!("{} problem(s):\n", lines.len());
+    for p in &lines {
+        let _ = writeln!(out, "  - {p}");
+    }
+    out.trim_end().to_string()
+}
+
+/// Every problem of a failed load, one per entry (as `check` lists them).
+pub fn problem_lines(e: &LoadError) -> Vec<String> {
     match e {
-        LoadError::Rules(list) => {
-            let mut out = format!("{} problem(s):\n", list.len());
-            for p in list {
-                let _ = writeln!(out, "  - {p}");
-            }
-            out.trim_end().to_string()
-        }
-        other => format!("1 problem(s):\n  - {other}"),
+        LoadError::Rules(list) => list.iter().map(ToString::to_string).collect(),
+        other => other.to_string().lines().map(str::to_string).collect(),
     }
 }

@@ -1,4 +1,6 @@
 //! The HTTP server: axum router, layers, listener and graceful shutdown.
+//! Every request reads the live snapshot once, at arrival, and keeps it to
+//! the end (see [`crate::live`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,20 +13,20 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::admin;
-use crate::gateway::Gateway;
+use crate::live::Live;
 use crate::protocol::{grpc, rest};
 
 /// The router: gRPC requests (by content type) go to the native gRPC adapter,
 /// every other request to the REST adapter, which matches against the
 /// compiled route table. In mock mode the admin endpoints are mounted too.
-pub fn router(gw: Arc<Gateway>) -> Router {
-    let base = if gw.mock.is_some() {
-        admin::router(gw.clone())
+pub fn router(live: Arc<Live>) -> Router {
+    let base = if live.current().mock.is_some() {
+        admin::router(live.clone())
     } else {
         Router::new()
     };
     base.fallback(move |req: Request<Body>| {
-        let gw = gw.clone();
+        let gw = live.current();
         async move {
             if grpc::is_grpc(req.headers()) {
                 grpc::handle(gw, req).await
@@ -39,10 +41,10 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 /// Serves the admin endpoints on their own listener until `shutdown`.
 pub async fn serve_admin(
     listener: TcpListener,
-    gw: Arc<Gateway>,
+    live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, admin::router(gw))
+    axum::serve(listener, admin::router(live))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -51,10 +53,10 @@ pub async fn serve_admin(
 /// requests in flight then finish before this returns.
 pub async fn serve(
     listener: TcpListener,
-    gw: Arc<Gateway>,
+    live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(gw))
+    axum::serve(listener, router(live))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -62,13 +64,13 @@ pub async fn serve(
 /// Binds `addr` and serves in a background task; returns the bound address
 /// (useful with port 0) and the task's handle.
 pub async fn spawn(
-    gw: Arc<Gateway>,
+    live: Arc<Live>,
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let handle = tokio::spawn(serve(listener, gw, shutdown));
+    let handle = tokio::spawn(serve(listener, live, shutdown));
     Ok((local, handle))
 }
 

@@ -52,7 +52,7 @@ pub struct FieldViolation {
 }
 
 /// Every error the gateway can answer with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
     /// No route matches the path.
     #[error("no route for {method} {path}")]
@@ -92,6 +92,21 @@ pub enum GatewayError {
         /// What the client sent.
         content_type: String,
     },
+    /// A framed request message is larger than the limit.
+    #[error("request message of {size} bytes exceeds the limit of {limit} bytes")]
+    MessageTooLarge {
+        /// The message's declared size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A framed request message is malformed (truncated, or flagged in a way
+    /// the stream did not negotiate).
+    #[error("malformed request message: {0}")]
+    MalformedFrame(String),
+    /// The client went away (or cancelled) before the answer was complete.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     /// The route exists but the gateway cannot serve it this way.
     #[error("{0}")]
     Unimplemented(String),
@@ -131,6 +146,9 @@ impl GatewayError {
             GatewayError::BadRequest { .. } => Code::InvalidArgument,
             GatewayError::PayloadTooLarge { .. } => Code::ResourceExhausted,
             GatewayError::UnsupportedMediaType { .. } => Code::InvalidArgument,
+            GatewayError::MessageTooLarge { .. } => Code::ResourceExhausted,
+            GatewayError::MalformedFrame(_) => Code::Internal,
+            GatewayError::Cancelled(_) => Code::Cancelled,
             GatewayError::Unimplemented(_) => Code::Unimplemented,
             GatewayError::UpstreamUnavailable(_) => Code::Unavailable,
             GatewayError::BadGateway(_) => Code::Unknown,
@@ -144,13 +162,28 @@ impl GatewayError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::PayloadTooLarge { .. } | GatewayError::MessageTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::MalformedFrame(_) => StatusCode::BAD_REQUEST,
             // An upstream that says OK without a message is not a success.
             GatewayError::Upstream(s) if s.code() == Code::Ok => StatusCode::BAD_GATEWAY,
             other => http_status(other.code()),
         }
+    }
+
+    /// Headers that belong to this error's answer in any HTTP protocol
+    /// (`Allow` on a 405).
+    pub fn headers(&self) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        if let GatewayError::MethodNotAllowed { allowed, .. } = self
+            && let Ok(v) = http::HeaderValue::from_str(&allowed.join(", "))
+        {
+            h.insert(http::header::ALLOW, v);
+        }
+        h
     }
 
     /// The google.rpc.Status JSON body. Upstream details are decoded through

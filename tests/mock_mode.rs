@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::backend::pb::library::v1::library_service_client::LibraryServiceClient;
@@ -21,9 +20,9 @@ async fn gateway_with(
     upstream: Option<&str>,
 ) -> Running {
     let config = Config::parse(yaml).unwrap();
-    let gw = Arc::new(Gateway::build(pool, config, upstream).unwrap());
+    let live = protogate::live::Live::fixed(Gateway::build(pool, config, upstream).unwrap());
     let (tx, rx) = oneshot::channel::<()>();
-    let (addr, _) = protogate::server::spawn(gw, "127.0.0.1:0".parse().unwrap(), async {
+    let (addr, _) = protogate::server::spawn(live, "127.0.0.1:0".parse().unwrap(), async {
         let _ = rx.await;
     })
     .await

@@ -99,6 +99,24 @@ pub fn response_headers(md: &MetadataMap, out: &mut HeaderMap) {
     }
 }
 
+/// The deadline the client asks for in `grpc-timeout`, if it sends one; a
+/// malformed value is a 400 naming the header.
+pub fn client_timeout(headers: &HeaderMap) -> Result<Option<Duration>, GatewayError> {
+    let Some(v) = headers.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(parse_grpc_timeout)
+        .map(Some)
+        .ok_or_else(|| {
+            GatewayError::bad_field(
+                "header grpc-timeout",
+                "expected up to 8 digits and a unit (H, M, S, m, u, n), e.g. 500m",
+            )
+        })
+}
+
 /// Parses a `grpc-timeout` header: up to 8 digits and a unit (H M S m u n).
 ///
 /// ```

@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
-use http::uri::PathAndQuery;
 use http_body::{Body as HttpBody, Frame};
 use tonic::body::Body;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -95,20 +94,19 @@ impl Backend for GrpcUpstream {
         let url = self.url.clone();
         let max = self.max_response_bytes;
         Box::pin(async move {
-            let path = PathAndQuery::try_from(call.path.as_str())
-                .map_err(|e| GatewayError::Internal(format!("bad gRPC path: {e}")))?;
             let mut grpc = tonic::client::Grpc::new(svc)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX);
             grpc.ready()
                 .await
                 .map_err(|e| GatewayError::UpstreamUnavailable(format!("{url}: {e}")))?;
-            let timeout = call.timeout;
+            // The upstream gets what is left of the deadline, not the whole timeout.
+            let timeout = call.remaining();
             let mut request = tonic::Request::new(call.requests);
             *request.metadata_mut() = call.metadata;
             request.set_timeout(timeout);
             let response = grpc
-                .streaming(request, path, BytesCodec)
+                .streaming(request, call.path, BytesCodec)
                 .await
                 .map_err(|s| classify(s, &url, timeout))?;
             let (metadata, body, _) = response.into_parts();
@@ -303,12 +301,15 @@ impl HttpBody for CheckedBody {
     }
 }
 
-/// A codec that passes encoded messages through untouched.
+/// A codec that passes encoded messages through untouched. A request item
+/// that is an error (the client sent something malformed) fails the encoder,
+/// which resets the HTTP/2 stream: the upstream sees the call cancelled,
+/// never a clean end of a truncated stream.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BytesCodec;
 
 impl Codec for BytesCodec {
-    type Encode = Bytes;
+    type Encode = Result<Bytes, GatewayError>;
     type Decode = Bytes;
     type Encoder = BytesCodec;
     type Decoder = BytesCodec;
@@ -323,12 +324,17 @@ impl Codec for BytesCodec {
 }
 
 impl Encoder for BytesCodec {
-    type Item = Bytes;
+    type Item = Result<Bytes, GatewayError>;
     type Error = Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {
+            Ok(bytes) => {
+                dst.put(bytes);
+                Ok(())
+            }
+            Err(e) => Err(Status::cancelled(format!("client request failed: {e}"))),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use backend::LibraryBackend;
 use backend::pb::library::v1::library_service_server::LibraryServiceServer;
 use protogate::config::Config;
 use protogate::gateway::Gateway;
+use protogate::live::Live;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -134,14 +135,14 @@ pub async fn start_backend() -> (Running, LibraryBackend) {
 /// routes.yaml text and upstream.
 pub async fn start_gateway(routes_yaml: &str, upstream: Option<&str>) -> (Running, Arc<Gateway>) {
     let config = Config::parse(routes_yaml).expect("test routes.yaml parses");
-    let gw = Arc::new(Gateway::build(pool(), config, upstream).expect("gateway builds"));
+    let live = Live::fixed(Gateway::build(pool(), config, upstream).expect("gateway builds"));
+    let gw = live.current();
     let (tx, rx) = oneshot::channel::<()>();
-    let (addr, _handle) =
-        protogate::server::spawn(gw.clone(), "127.0.0.1:0".parse().unwrap(), async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
+    let (addr, _handle) = protogate::server::spawn(live, "127.0.0.1:0".parse().unwrap(), async {
+        let _ = rx.await;
+    })
+    .await
+    .unwrap();
     (
         Running {
             addr,

@@ -52,7 +52,7 @@ struct Inner {
     pool: DescriptorPool,
     generator: Generator,
     stubs: Arc<StubStore>,
-    state: CrudStore,
+    state: Arc<CrudStore>,
     stateful: HashSet<String>,
     unmatched: Mutex<VecDeque<serde_json::Value>>,
 }
@@ -67,11 +67,13 @@ impl std::fmt::Debug for MockBackend {
 
 impl MockBackend {
     /// A mock over `pool` with `stubs`; `stateful` lists the services whose
-    /// standard methods keep state.
+    /// standard methods keep their resources in `state` (shared across
+    /// reloads while the descriptors stay the same).
     pub fn new(
         pool: DescriptorPool,
         seed: u64,
         stubs: Arc<StubStore>,
+        state: Arc<CrudStore>,
         stateful: HashSet<String>,
     ) -> MockBackend {
         MockBackend {
@@ -79,7 +81,7 @@ impl MockBackend {
                 pool,
                 generator: Generator::new(seed),
                 stubs,
-                state: CrudStore::new(),
+                state,
                 stateful,
                 unmatched: Mutex::new(VecDeque::new()),
             }),
@@ -127,11 +129,23 @@ impl Inner {
             context,
             ..
         } = call;
-        // Client streams: the last message stands for the call.
-        let mut last = Bytes::new();
+        // Client streams: the last message stands for the call. A malformed
+        // client message abandons the call, as a real server would see it.
+        let mut last = None;
         while let Some(m) = requests.next().await {
-            last = m;
+            last = Some(m?);
         }
+        // An empty client stream is a valid call; a unary call without its
+        // message is not, and real servers (tonic, grpc-go) say INTERNAL.
+        let last = match last {
+            Some(m) => m,
+            None if method.is_client_streaming() => Bytes::new(),
+            None => {
+                return Err(GatewayError::Upstream(tonic::Status::internal(
+                    "missing request message",
+                )));
+            }
+        };
         let request = DynamicMessage::decode(method.input(), last.clone()).map_err(|e| {
             GatewayError::Upstream(tonic::Status::invalid_argument(format!(
                 "request does not decode as {}: {e}",

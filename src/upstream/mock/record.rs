@@ -54,11 +54,17 @@ impl Backend for Recorder {
         let pool = self.pool.clone();
         Box::pin(async move {
             let method = call.method.clone();
-            // Buffer the request messages so they can be both sent and recorded.
-            let requests: Vec<Bytes> = call.requests.collect().await;
+            // Buffer the request messages so they can be both sent and recorded;
+            // a malformed one abandons the call before anything is sent.
+            let requests: Vec<Bytes> = call
+                .requests
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
             let recorded_request = requests.last().cloned().unwrap_or_default();
             let call = Call {
-                requests: stream::iter(requests).boxed(),
+                requests: stream::iter(requests.into_iter().map(Ok)).boxed(),
                 ..call
             };
             let outcome = match inner.call(call).await {

@@ -444,6 +444,13 @@ impl StubStore {
         Ok(store)
     }
 
+    /// Keeps the remaining `times` of every stub `previous` also had
+    /// unchanged (same file, id and content): a reload of the gateway does
+    /// not reset how often a stub has answered.
+    pub fn inherit_counts(&self, previous: &StubStore) {
+        carry_counts(&self.set.load(), &previous.set.load());
+    }
+
     /// The directory stubs are read from, if any.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
@@ -465,12 +472,14 @@ impl StubStore {
     pub fn find(&self, req: &StubRequest<'_>) -> Option<StubReply> {
         let set = self.set.load();
         let candidates = set.by_method.get(req.method.full_name())?;
-        let route = req.route.map(normalize_route);
+        // Route keys are canonical (`route_key`), and stubs' routes were
+        // normalised when loaded: no per-request normalisation.
+        let route = req.route;
         // Serialised once, and only when a condition or template needs it.
         let mut json: Option<Value> = None;
         for &i in candidates {
             let stub = &set.stubs[i];
-            if stub.route.is_some() && stub.route != route {
+            if stub.route.is_some() && stub.route.as_deref() != route {
                 continue;
             }
             if !stub.headers.iter().all(|c| c.holds(req.headers)) {
@@ -554,22 +563,26 @@ impl StubStore {
                 routes: &self.routes,
             },
         )?;
-        let old = self.set.load();
-        let previous: HashMap<(&str, &str), &Stub> = old
-            .stubs
-            .iter()
-            .map(|s| ((s.file.as_str(), s.id.as_str()), s))
-            .collect();
-        for stub in &new.stubs {
-            if let Some(prev) = previous.get(&(stub.file.as_str(), stub.id.as_str()))
-                && prev.source == stub.source
-            {
-                stub.remaining
-                    .store(prev.remaining.load(Ordering::Acquire), Ordering::Release);
-            }
-        }
+        carry_counts(&new, &self.set.load());
         let n = new.stubs.len();
         self.set.store(Arc::new(new));
         Ok(n)
+    }
+}
+
+/// Copies the remaining uses of unchanged stubs from `old` into `new`.
+fn carry_counts(new: &StubSet, old: &StubSet) {
+    let previous: HashMap<(&str, &str), &Stub> = old
+        .stubs
+        .iter()
+        .map(|s| ((s.file.as_str(), s.id.as_str()), s))
+        .collect();
+    for stub in &new.stubs {
+        if let Some(prev) = previous.get(&(stub.file.as_str(), stub.id.as_str()))
+            && prev.source == stub.source
+        {
+            stub.remaining
+                .store(prev.remaining.load(Ordering::Acquire), Ordering::Release);
+        }
     }
 }

@@ -22,23 +22,23 @@ use protox::file::{
 const BUNDLED: &[(&str, &str)] = &[
     (
         "google/api/annotations.proto",
-        include_str!("../descriptors/google/api/annotations.proto"),
+        include_str!("../../descriptors/google/api/annotations.proto"),
     ),
     (
         "google/api/http.proto",
-        include_str!("../descriptors/google/api/http.proto"),
+        include_str!("../../descriptors/google/api/http.proto"),
     ),
     (
         "google/api/httpbody.proto",
-        include_str!("../descriptors/google/api/httpbody.proto"),
+        include_str!("../../descriptors/google/api/httpbody.proto"),
     ),
     (
         "google/rpc/status.proto",
-        include_str!("../descriptors/google/rpc/status.proto"),
+        include_str!("../../descriptors/google/rpc/status.proto"),
     ),
     (
         "google/rpc/error_details.proto",
-        include_str!("../descriptors/google/rpc/error_details.proto"),
+        include_str!("../../descriptors/google/rpc/error_details.proto"),
     ),
 ];
 
@@ -106,6 +106,8 @@ pub struct Descriptors {
     pub pool: DescriptorPool,
     /// The files read from disk, in load order.
     pub sources: Vec<PathBuf>,
+    /// Reflection sources that provided nothing (yet), with the reason.
+    pub missing: Vec<String>,
 }
 
 /// A FileDescriptorSet with its files kept as raw bytes: decoding them into
@@ -131,6 +133,66 @@ struct Entry {
     bundled: bool,
 }
 
+/// Where descriptors come from: a path (descriptor set, `.proto` file or
+/// directory), or a gRPC server's reflection service (`reflect://host:port`
+/// on the command line).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DescriptorSource {
+    /// A file or directory.
+    Path(PathBuf),
+    /// A server answering `grpc.reflection.v1.ServerReflection`, by URL
+    /// (`http://host:port`).
+    Reflection(String),
+}
+
+impl DescriptorSource {
+    /// Reads a `--descriptors` value: `reflect://host:port` (or
+    /// `reflect+http://…`) is a reflection source, anything else a path.
+    ///
+    /// ```
+    /// use protogate::descriptors::DescriptorSource;
+    /// assert_eq!(DescriptorSource::parse("reflect://127.0.0.1:50051"),
+    ///            DescriptorSource::Reflection("http://127.0.0.1:50051".into()));
+    /// assert_eq!(DescriptorSource::parse("descriptors"), DescriptorSource::Path("descriptors".into()));
+    /// ```
+    pub fn parse(text: &str) -> DescriptorSource {
+        match text
+            .strip_prefix("reflect+http://")
+            .or_else(|| text.strip_prefix("reflect://"))
+        {
+            Some(addr) => DescriptorSource::Reflection(format!("http://{addr}")),
+            None => DescriptorSource::Path(PathBuf::from(text)),
+        }
+    }
+
+    /// The path, for path sources.
+    pub fn as_path(&self) -> Option<&Path> {
+        match self {
+            DescriptorSource::Path(p) => Some(p),
+            DescriptorSource::Reflection(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DescriptorSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DescriptorSource::Path(p) => write!(f, "{}", p.display()),
+            DescriptorSource::Reflection(url) => write!(f, "reflection from {url}"),
+        }
+    }
+}
+
+impl From<PathBuf> for DescriptorSource {
+    fn from(p: PathBuf) -> Self {
+        DescriptorSource::Path(p)
+    }
+}
+
+/// Encoded `FileDescriptorProto`s fetched by reflection, by server URL; an
+/// `Err` says why a server could not be asked (and nothing is cached).
+pub type Reflected = BTreeMap<String, Result<Vec<Bytes>, String>>;
+
 /// Loads every path into one pool.
 ///
 /// ```no_run
@@ -138,6 +200,18 @@ struct Entry {
 /// assert!(d.pool.get_service_by_name("library.v1.LibraryService").is_some());
 /// ```
 pub fn load(paths: &[PathBuf]) -> Result<Descriptors, DescriptorError> {
+    let sources: Vec<DescriptorSource> = paths.iter().cloned().map(Into::into).collect();
+    load_sources(&sources, &Reflected::new())
+}
+
+/// Loads every source into one pool; reflection sources take their files
+/// from `reflected`. A reflection source with no files yet is listed in
+/// [`Descriptors::missing`] rather than failing the load, so the gateway
+/// serves what the other sources provide while it retries.
+pub fn load_sources(
+    sources: &[DescriptorSource],
+    reflected: &Reflected,
+) -> Result<Descriptors, DescriptorError> {
     let mut files: BTreeMap<String, Entry> = BTreeMap::new();
     for f in bundled_files()? {
         files.insert(
@@ -149,19 +223,34 @@ pub fn load(paths: &[PathBuf]) -> Result<Descriptors, DescriptorError> {
             },
         );
     }
-    let mut sources = Vec::new();
-    for path in paths {
-        for (origin, set) in read_path(path, &mut sources)? {
+    let mut read = Vec::new();
+    let mut missing = Vec::new();
+    for source in sources {
+        let sets = match source {
+            DescriptorSource::Path(path) => read_path(path, &mut read)?,
+            DescriptorSource::Reflection(url) => match reflected.get(url) {
+                Some(Ok(raw)) => vec![(source.to_string(), reflected_files(url, raw)?)],
+                Some(Err(why)) => {
+                    missing.push(format!("{source}: {why}"));
+                    continue;
+                }
+                None => {
+                    missing.push(format!("{source}: not fetched yet"));
+                    continue;
+                }
+            },
+        };
+        for (origin, set) in sets {
             for file in set {
                 merge(&mut files, file, &origin)?;
             }
         }
     }
-    if files.values().all(|e| e.bundled) {
+    if missing.is_empty() && files.values().all(|e| e.bundled) {
         return Err(DescriptorError::Empty {
-            paths: paths
+            paths: sources
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
         });
@@ -174,7 +263,33 @@ pub fn load(paths: &[PathBuf]) -> Result<Descriptors, DescriptorError> {
         .map_err(|e| DescriptorError::Invalid {
             message: e.to_string(),
         })?;
-    Ok(Descriptors { pool, sources })
+    Ok(Descriptors {
+        pool,
+        sources: read,
+        missing,
+    })
+}
+
+fn reflected_files(url: &str, raw: &[Bytes]) -> Result<Vec<RawFile>, DescriptorError> {
+    raw.iter()
+        .map(|b| {
+            let file = FileDescriptorProto::decode(b.clone()).map_err(|e| {
+                DescriptorError::NotDescriptorSet {
+                    path: PathBuf::from(url),
+                    reason: format!("reflection sent an undecodable file: {e}"),
+                }
+            })?;
+            Ok(RawFile {
+                raw: b.clone(),
+                file,
+            })
+        })
+        .collect()
+}
+
+/// True for the file names a descriptor directory is searched for.
+pub fn is_descriptor_file(path: &Path) -> bool {
+    kind(path).is_some()
 }
 
 fn merge(
@@ -311,6 +426,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DescriptorError> {
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let p = entry.path();
+        // Hidden entries are skipped: a Kubernetes ConfigMap mount holds its
+        // files twice, in `..data/` and a timestamped `..2024_…/` directory.
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         if entry.file_type().map_err(io)?.is_dir() {
             walk(&p, out)?;
         } else if kind(&p).is_some() {

@@ -1,7 +1,12 @@
-//! The loaded gateway: descriptors, routes, backends and options, resolved
-//! once at startup into an immutable snapshot that request handlers share.
+//! The loaded gateway: descriptors, routes, targets and options, resolved
+//! once into an immutable snapshot that request handlers share. A reload
+//! builds a new snapshot beside the old one ([`crate::live`]); the
+//! long-lived parts both use live in [`Resources`].
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod resources;
+mod upstreams;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +16,14 @@ use prost_reflect::DescriptorPool;
 
 use crate::call::Backend;
 use crate::config::{Config, ConfigError};
-use crate::descriptors::{self, DescriptorError};
+use crate::descriptors::{self, DescriptorError, DescriptorSource};
+use crate::pipeline::{Hooks, Target};
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
 use crate::transcode::{RequestOptions, ResponseOptions};
-use crate::upstream::GrpcUpstream;
 use crate::upstream::mock::MockBackend;
-use crate::upstream::mock::record::Recorder;
-use crate::upstream::mock::stubs::{StubError, StubStore, WatchGuard};
+use crate::upstream::mock::stubs::StubError;
+pub use resources::Resources;
+use upstreams::Upstreams;
 
 /// Request headers forwarded as metadata without configuration.
 pub const DEFAULT_FORWARDED_HEADERS: &[&str] =
@@ -26,8 +32,8 @@ pub const DEFAULT_FORWARDED_HEADERS: &[&str] =
 /// What the gateway is built from (the CLI's flags, resolved).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// Descriptor sets, `.proto` files or directories.
-    pub descriptors: Vec<PathBuf>,
+    /// Descriptor sets, `.proto` files, directories, or reflection servers.
+    pub descriptors: Vec<DescriptorSource>,
     /// routes.yaml, if any.
     pub routes: Option<PathBuf>,
     /// `--upstream`: overrides the default upstream's URL.
@@ -40,6 +46,8 @@ pub struct Settings {
     pub mock_stubs: Option<PathBuf>,
     /// `--mock-record`.
     pub mock_record: Option<PathBuf>,
+    /// `--watch`.
+    pub watch: Option<bool>,
 }
 
 impl Settings {
@@ -54,6 +62,9 @@ impl Settings {
         }
         if let Some(dir) = &self.mock_record {
             config.mock.record = Some(dir.clone());
+        }
+        if let Some(watch) = self.watch {
+            config.reload.watch = watch;
         }
     }
 }
@@ -75,16 +86,20 @@ pub enum LoadError {
     Stubs(#[from] StubError),
 }
 
-/// The immutable, loaded gateway.
+/// The immutable, loaded gateway: one snapshot of the configuration.
+/// Request handlers hold an `Arc` of it for as long as they run, so a reload
+/// never changes the rules under a request in flight.
 pub struct Gateway {
     /// Every descriptor, for transcoding and error details.
     pub pool: DescriptorPool,
     /// Routes and their matcher.
     pub table: RouteTable,
-    /// Per route id: the backend, if one is configured.
-    pub backends: Vec<Option<Arc<dyn Backend>>>,
-    /// Per route id: the deadline when the client sends no `grpc-timeout`.
-    pub timeouts: Vec<Duration>,
+    /// Per route id: where its calls go.
+    pub route_targets: Vec<Arc<Target>>,
+    /// Every method by gRPC path (`/pkg.Service/Method`), for the framed protocols.
+    pub grpc_targets: HashMap<String, Arc<Target>>,
+    /// The hooks run at the dispatch seam.
+    pub hooks: Hooks,
     /// Request decoding options.
     pub request_options: RequestOptions,
     /// Response rendering options.
@@ -93,25 +108,15 @@ pub struct Gateway {
     pub max_body_bytes: u64,
     /// Headers forwarded as metadata (lowercase).
     pub forwarded_headers: HashSet<HeaderName>,
-    /// Every method by gRPC path (`/pkg.Service/Method`), for the native gRPC adapter.
-    pub methods: HashMap<String, MethodTarget>,
     /// The mock backend, when any service is mocked.
     pub mock: Option<MockBackend>,
+    /// Upstream name → URL, as configured.
+    pub upstreams: BTreeMap<String, String>,
+    /// Descriptor sources that provided nothing yet (reflection from a
+    /// server that is down), with the reason: the gateway is not ready.
+    pub missing: Vec<String>,
     /// The configuration it was built from.
     pub config: Config,
-    /// Hot reload of the stub directory, for as long as the gateway lives.
-    _stub_watch: Option<WatchGuard>,
-}
-
-/// Where calls to one method go.
-#[derive(Clone)]
-pub struct MethodTarget {
-    /// The method.
-    pub method: prost_reflect::MethodDescriptor,
-    /// Its backend, if one is configured.
-    pub backend: Option<Arc<dyn Backend>>,
-    /// Its deadline when the client sends none.
-    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -123,22 +128,43 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Loads descriptors and routes.yaml and builds everything.
+    /// Loads descriptors and routes.yaml and builds everything, with fresh
+    /// resources (no reload, no hooks): what `routes` and `check` use.
     pub fn load(settings: &Settings) -> Result<Gateway, LoadError> {
+        Gateway::load_with(settings, &Resources::default())
+    }
+
+    /// Loads descriptors and routes.yaml and builds everything, reusing
+    /// `resources` where their configuration is unchanged.
+    pub fn load_with(settings: &Settings, resources: &Resources) -> Result<Gateway, LoadError> {
         let mut config = match &settings.routes {
             Some(p) => Config::load(p)?,
             None => Config::default(),
         };
         settings.apply(&mut config);
-        let loaded = descriptors::load(&settings.descriptors)?;
-        Gateway::build(loaded.pool, config, settings.upstream.as_deref())
+        let loaded = descriptors::load_sources(&settings.descriptors, &resources.reflected())?;
+        let mut gw =
+            Gateway::build_with(loaded.pool, config, settings.upstream.as_deref(), resources)?;
+        gw.missing = loaded.missing;
+        Ok(gw)
     }
 
-    /// Builds from an already loaded pool and config.
+    /// Builds from an already loaded pool and config, with fresh resources.
     pub fn build(
         pool: DescriptorPool,
         config: Config,
         upstream_override: Option<&str>,
+    ) -> Result<Gateway, LoadError> {
+        Gateway::build_with(pool, config, upstream_override, &Resources::default())
+    }
+
+    /// Builds from an already loaded pool and config. Nothing in `resources`
+    /// changes until [`Resources::commit`] is called with the result.
+    pub fn build_with(
+        pool: DescriptorPool,
+        config: Config,
+        upstream_override: Option<&str>,
+        resources: &Resources,
     ) -> Result<Gateway, LoadError> {
         let opts = RulesOptions {
             auto_map: config.routing.auto_map,
@@ -152,7 +178,8 @@ impl Gateway {
                 None
             }
         };
-        let mut upstreams = resolve_upstreams(&pool, &config, upstream_override, &mut errors);
+        let mut upstreams =
+            upstreams::resolve(&pool, &config, upstream_override, resources, &mut errors);
         check_services(&pool, "mock.services", &config.mock.services, &mut errors);
         check_services(&pool, "mock.stateful", &config.mock.stateful, &mut errors);
         if let Some(dir) = &config.mock.record {
@@ -164,67 +191,42 @@ impl Gateway {
             return Err(LoadError::Rules(errors));
         };
         // Naming services to mock turns mocking on for just those.
-        let mut stub_watch = None;
         let mock = if config.mock.enabled || !config.mock.services.is_empty() {
-            let stubs = Arc::new(match &config.mock.stubs {
-                Some(dir) => StubStore::load_with_routes(dir, &pool, &table.routes)?,
-                None => StubStore::empty(&pool),
-            });
-            if stubs.dir().is_some() {
-                stub_watch = Some(stubs.watch()?);
-            }
+            let stubs = resources.stubs_for(config.mock.stubs.as_deref(), &pool, &table.routes)?;
             Some(MockBackend::new(
                 pool.clone(),
                 config.mock.seed,
                 stubs,
+                resources.mock_state(&pool),
                 config.mock.stateful.iter().cloned().collect(),
             ))
         } else {
             None
         };
-        let mocked = |service: &str| {
-            config.mock.services.is_empty() || config.mock.services.iter().any(|s| s == service)
-        };
-
-        // Every method (REST routes and native gRPC alike) resolves its
-        // backend and deadline once, here.
-        let mut methods = HashMap::new();
-        for service in pool.services() {
-            let name = service.full_name().to_string();
-            let upstream = upstreams
-                .by_service
-                .get(&name)
-                .or(upstreams.default.as_ref());
-            let backend: Option<Arc<dyn Backend>> = match &mock {
-                Some(m) if mocked(&name) => Some(Arc::new(m.clone())),
-                _ => upstream.map(|(b, _)| b.clone()),
-            };
-            let upstream_timeout = upstream.and_then(|(_, t)| *t);
-            for method in service.methods() {
-                let timeout = timeout_for(&config, &method)
-                    .or(upstream_timeout)
-                    .unwrap_or(config.limits.default_timeout.0);
-                methods.insert(
-                    format!("/{}/{}", name, method.name()),
-                    MethodTarget {
-                        method,
-                        backend: backend.clone(),
-                        timeout,
+        let grpc_targets = method_targets(&pool, &config, &upstreams, mock.as_ref());
+        let route_targets = table
+            .routes
+            .iter()
+            .map(|route| {
+                let target = grpc_targets.get(&route.grpc_path).map_or_else(
+                    || {
+                        Target::new(
+                            route.method.clone(),
+                            None,
+                            "none".into(),
+                            config.limits.default_timeout.0,
+                        )
                     },
+                    |t| t.through_route(&route.key),
                 );
-            }
-        }
-        let mut backends = Vec::with_capacity(table.routes.len());
-        let mut timeouts = Vec::with_capacity(table.routes.len());
-        for route in &table.routes {
-            let target = methods.get(&route.grpc_path);
-            backends.push(target.and_then(|t| t.backend.clone()));
-            timeouts.push(target.map_or(config.limits.default_timeout.0, |t| t.timeout));
-        }
+                Arc::new(target)
+            })
+            .collect();
         Ok(Gateway {
             pool,
-            backends,
-            timeouts,
+            route_targets,
+            grpc_targets,
+            hooks: resources.hooks(),
             request_options: RequestOptions {
                 unknown_fields: config.json.unknown_fields,
                 unknown_query_params: config.json.unknown_query_params,
@@ -233,9 +235,9 @@ impl Gateway {
             max_body_bytes: config.limits.max_body_bytes.0,
             forwarded_headers,
             table,
-            methods,
             mock,
-            _stub_watch: stub_watch,
+            upstreams: upstreams.urls,
+            missing: Vec::new(),
             config,
         })
     }
@@ -244,103 +246,50 @@ impl Gateway {
     pub fn routes(&self) -> &[Route] {
         &self.table.routes
     }
+
+    /// The largest upstream message accepted.
+    pub fn max_response_bytes(&self) -> usize {
+        usize::try_from(self.config.limits.max_response_bytes.0).unwrap_or(usize::MAX)
+    }
+
+    /// True when no method has a backend: every call would answer 503.
+    pub fn has_no_backend(&self) -> bool {
+        self.grpc_targets.values().all(|t| t.backend.is_none())
+    }
 }
 
-type UpstreamEntry = (Arc<dyn Backend>, Option<Duration>);
-
-struct Upstreams {
-    default: Option<UpstreamEntry>,
-    by_service: HashMap<String, UpstreamEntry>,
-}
-
-fn resolve_upstreams(
+/// Every method (REST routes and framed protocols alike) resolves its
+/// backend and deadline once, here.
+fn method_targets(
     pool: &DescriptorPool,
     config: &Config,
-    cli: Option<&str>,
-    errors: &mut Vec<RuleError>,
-) -> Upstreams {
-    let max = usize::try_from(config.limits.max_response_bytes.0).unwrap_or(usize::MAX);
-    let mut out = Upstreams {
-        default: None,
-        by_service: HashMap::new(),
+    upstreams: &Upstreams,
+    mock: Option<&MockBackend>,
+) -> HashMap<String, Arc<Target>> {
+    let mocked = |service: &str| {
+        config.mock.services.is_empty() || config.mock.services.iter().any(|s| s == service)
     };
-    let mut make = |name: &str, url: &str| -> Option<Arc<dyn Backend>> {
-        match GrpcUpstream::new(url, max) {
-            Ok(u) => Some(Arc::new(u)),
-            Err(message) => {
-                errors.push(RuleError {
-                    rule: format!("upstream {name}"),
-                    message,
-                });
-                None
-            }
-        }
-    };
-    let mut unknown_services = Vec::new();
-    for (name, u) in &config.upstreams {
-        let is_default = u.services.is_empty();
-        // --upstream replaces the default upstream's URL.
-        let url = match (is_default, cli) {
-            (true, Some(cli)) => cli,
-            _ => u.url.as_str(),
+    let mut out = HashMap::new();
+    for service in pool.services() {
+        let name = service.full_name().to_string();
+        let upstream = upstreams.for_service(&name);
+        let (backend, label): (Option<Arc<dyn Backend>>, Arc<str>) = match mock {
+            Some(m) if mocked(&name) => (Some(Arc::new(m.clone())), "mock".into()),
+            _ => match upstream {
+                Some(u) => (Some(u.backend.clone()), u.name.clone()),
+                None => (None, "none".into()),
+            },
         };
-        let Some(backend) = make(name, url) else {
-            continue;
-        };
-        let entry = (backend, u.timeout.map(|t| t.0));
-        if is_default {
-            out.default = Some(entry);
-            continue;
+        let upstream_timeout = upstream.and_then(|u| u.timeout);
+        for method in service.methods() {
+            let timeout = timeout_for(config, &method)
+                .or(upstream_timeout)
+                .unwrap_or(config.limits.default_timeout.0);
+            let target = Target::new(method, backend.clone(), label.clone(), timeout);
+            out.insert(target.path.as_str().to_string(), Arc::new(target));
         }
-        for s in &u.services {
-            if pool.get_service_by_name(s).is_none() {
-                unknown_services.push((name.clone(), s.clone()));
-            }
-            out.by_service.insert(s.clone(), entry.clone());
-        }
-    }
-    if out.default.is_none()
-        && let Some(cli) = cli
-        && let Some(b) = make("--upstream", cli)
-    {
-        out.default = Some((b, None));
-    }
-    for (name, s) in unknown_services {
-        errors.push(RuleError {
-            rule: format!("upstreams.{name}.services"),
-            message: format!("service {s} is not in the descriptors"),
-        });
     }
     out
-}
-
-impl Upstreams {
-    /// Record mode: every upstream records its exchanges as stub files.
-    fn record(
-        &mut self,
-        dir: &std::path::Path,
-        pool: &DescriptorPool,
-        errors: &mut Vec<RuleError>,
-    ) {
-        let wrap = |b: &Arc<dyn Backend>, errors: &mut Vec<RuleError>| -> Arc<dyn Backend> {
-            match Recorder::new(b.clone(), dir.to_path_buf(), pool.clone()) {
-                Ok(r) => Arc::new(r),
-                Err(e) => {
-                    errors.push(RuleError {
-                        rule: "mock.record".into(),
-                        message: format!("{}: {e}", dir.display()),
-                    });
-                    b.clone()
-                }
-            }
-        };
-        if let Some((b, t)) = self.default.take() {
-            self.default = Some((wrap(&b, errors), t));
-        }
-        for (b, _) in self.by_service.values_mut() {
-            *b = wrap(b, errors);
-        }
-    }
 }
 
 fn check_services(

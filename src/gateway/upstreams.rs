@@ -1,0 +1,139 @@
+//! `upstreams:` (and `--upstream`) resolved into backends: which upstream
+//! serves which service. Channels come from [`Resources`], so an upstream
+//! whose URL and settings did not change keeps its connection across reloads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost_reflect::DescriptorPool;
+
+use super::Resources;
+use crate::call::Backend;
+use crate::config::Config;
+use crate::routing::rules::RuleError;
+use crate::upstream::mock::record::Recorder;
+
+/// One configured upstream, ready to serve calls.
+#[derive(Clone)]
+pub(super) struct Upstream {
+    /// Its name in routes.yaml (`--upstream` when only given on the command line).
+    pub name: Arc<str>,
+    pub backend: Arc<dyn Backend>,
+    /// Default deadline of its calls.
+    pub timeout: Option<Duration>,
+}
+
+/// Which upstream serves which service.
+pub(super) struct Upstreams {
+    default: Option<Upstream>,
+    by_service: HashMap<String, Upstream>,
+    /// Name → URL, for reports and reload diffs.
+    pub urls: BTreeMap<String, String>,
+}
+
+impl Upstreams {
+    /// The upstream of `service`: its own, else the default.
+    pub fn for_service(&self, service: &str) -> Option<&Upstream> {
+        self.by_service.get(service).or(self.default.as_ref())
+    }
+
+    /// Record mode: every upstream records its exchanges as stub files.
+    pub fn record(
+        &mut self,
+        dir: &std::path::Path,
+        pool: &DescriptorPool,
+        errors: &mut Vec<RuleError>,
+    ) {
+        let wrap = |u: &mut Upstream, errors: &mut Vec<RuleError>| match Recorder::new(
+            u.backend.clone(),
+            dir.to_path_buf(),
+            pool.clone(),
+        ) {
+            Ok(r) => u.backend = Arc::new(r),
+            Err(e) => errors.push(RuleError {
+                rule: "mock.record".into(),
+                message: format!("{}: {e}", dir.display()),
+            }),
+        };
+        if let Some(u) = self.default.as_mut() {
+            wrap(u, errors);
+        }
+        for u in self.by_service.values_mut() {
+            wrap(u, errors);
+        }
+    }
+}
+
+/// Resolves `upstreams:` against the pool; `cli` (`--upstream`) replaces the
+/// default upstream's URL, or is the default when none is configured.
+pub(super) fn resolve(
+    pool: &DescriptorPool,
+    config: &Config,
+    cli: Option<&str>,
+    resources: &Resources,
+    errors: &mut Vec<RuleError>,
+) -> Upstreams {
+    let max = usize::try_from(config.limits.max_response_bytes.0).unwrap_or(usize::MAX);
+    let mut out = Upstreams {
+        default: None,
+        by_service: HashMap::new(),
+        urls: BTreeMap::new(),
+    };
+    let mut make = |name: &str, url: &str, timeout: Option<Duration>| -> Option<Upstream> {
+        match resources.channel(url, max) {
+            Ok(u) => {
+                out.urls.insert(name.to_string(), url.to_string());
+                Some(Upstream {
+                    name: name.into(),
+                    backend: Arc::new(u),
+                    timeout,
+                })
+            }
+            Err(message) => {
+                errors.push(RuleError {
+                    rule: format!("upstream {name}"),
+                    message,
+                });
+                None
+            }
+        }
+    };
+    let mut unknown_services = Vec::new();
+    let mut default = None;
+    let mut by_service = HashMap::new();
+    for (name, u) in &config.upstreams {
+        let is_default = u.services.is_empty();
+        let url = match (is_default, cli) {
+            (true, Some(cli)) => cli,
+            _ => u.url.as_str(),
+        };
+        let Some(upstream) = make(name, url, u.timeout.map(|t| t.0)) else {
+            continue;
+        };
+        if is_default {
+            default = Some(upstream);
+            continue;
+        }
+        for s in &u.services {
+            if pool.get_service_by_name(s).is_none() {
+                unknown_services.push((name.clone(), s.clone()));
+            }
+            by_service.insert(s.clone(), upstream.clone());
+        }
+    }
+    if default.is_none()
+        && let Some(cli) = cli
+    {
+        default = make("--upstream", cli, None);
+    }
+    for (name, s) in unknown_services {
+        errors.push(RuleError {
+            rule: format!("upstreams.{name}.services"),
+            message: format!("service {s} is not in the descriptors"),
+        });
+    }
+    out.default = default;
+    out.by_service = by_service;
+    out
+}

@@ -1,0 +1,309 @@
+//! One request's passage through the gateway: resolution, the shared
+//! dispatch step (hooks, deadline, backend) and the outcome report.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, Method, StatusCode};
+use tokio::time::{Instant, Sleep};
+use tonic::Code;
+use tonic::metadata::MetadataMap;
+
+use super::{CallInfo, Hooks, Outcome, Protocol, Target};
+use crate::call::{Call, CallContext, CallEvent, CallResponse, RequestStream};
+use crate::status::GatewayError;
+
+/// What an adapter hands to [`Exchange::dispatch`]: the decoded request.
+pub struct Dispatch<'a> {
+    /// Request metadata, already filtered by the adapter.
+    pub metadata: MetadataMap,
+    /// The encoded request messages.
+    pub requests: RequestStream,
+    /// The HTTP request headers as received (for hooks and the mock).
+    pub headers: &'a HeaderMap,
+    /// The deadline the client asked for (`grpc-timeout`), if any.
+    pub client_timeout: Option<Duration>,
+}
+
+/// Follows one request from arrival to the end of its answer and reports
+/// its [`Outcome`] to the hooks exactly once: through [`finish`](Self::finish),
+/// or, when the answer is abandoned (the client went away mid-stream), on
+/// drop as CANCELLED / 499.
+pub struct Exchange {
+    hooks: Hooks,
+    protocol: Protocol,
+    http_method: Method,
+    started: Instant,
+    target: Option<Arc<Target>>,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+/// State the request and response streams share with the exchange.
+#[derive(Default)]
+struct Shared {
+    received: AtomicU64,
+    sent: AtomicU64,
+    /// The first malformed or oversized request message: it decides the
+    /// call's status, whatever the backend answers to the cancellation.
+    client_error: Mutex<Option<GatewayError>>,
+}
+
+impl Shared {
+    fn client_error(&self) -> Option<GatewayError> {
+        self.client_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+impl Exchange {
+    /// A request just arrived; its deadline runs from now.
+    pub fn begin(hooks: Hooks, protocol: Protocol, http_method: Method) -> Exchange {
+        Exchange {
+            hooks,
+            protocol,
+            http_method,
+            started: Instant::now(),
+            target: None,
+            shared: Arc::default(),
+            done: false,
+        }
+    }
+
+    /// When the request arrived.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Records where the request goes.
+    pub fn resolve(&mut self, target: Arc<Target>) {
+        self.target = Some(target);
+    }
+
+    /// Where the request goes, once resolved.
+    pub fn target(&self) -> Option<&Arc<Target>> {
+        self.target.as_ref()
+    }
+
+    /// The one dispatch step: runs the hooks, then the backend, under the
+    /// deadline (the client's, else the target's, counted from arrival).
+    /// The returned events end with DEADLINE_EXCEEDED when it passes, and
+    /// with the client's own error when a request message was malformed.
+    pub async fn dispatch(&mut self, d: Dispatch<'_>) -> Result<CallResponse, GatewayError> {
+        let target = self
+            .target
+            .clone()
+            .ok_or_else(|| GatewayError::Internal("dispatch before resolve".into()))?;
+        let backend = target.backend.clone().ok_or_else(|| {
+            GatewayError::UpstreamUnavailable(format!(
+                "no upstream is configured for {} (use --upstream or upstreams: in routes.yaml)",
+                target.method.parent_service().full_name()
+            ))
+        })?;
+        let timeout = d.client_timeout.unwrap_or(target.timeout);
+        let deadline = self.started + timeout;
+        let requests = Box::pin(Counted {
+            inner: d.requests,
+            shared: self.shared.clone(),
+        });
+        let mut call = Call::new(
+            target.method.clone(),
+            target.path.clone(),
+            d.metadata,
+            requests,
+            deadline,
+        );
+        if target.wants_context {
+            call.context = CallContext {
+                route: target.route.as_deref().map(str::to_string),
+                headers: d.headers.clone(),
+            };
+        }
+        let info = CallInfo {
+            protocol: self.protocol,
+            target: &target,
+            headers: d.headers,
+        };
+        self.hooks.on_call(&mut call, &info)?;
+        let late = Late {
+            deadline,
+            timeout,
+            shared: self.shared.clone(),
+        };
+        if Instant::now() >= deadline {
+            return Err(GatewayError::DeadlineExceeded(timeout));
+        }
+        let response = match tokio::time::timeout_at(deadline, backend.call(call)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(late.refine(e)),
+            Err(_) => return Err(GatewayError::DeadlineExceeded(timeout)),
+        };
+        Ok(CallResponse {
+            metadata: response.metadata,
+            events: Guarded {
+                events: response.events,
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                late,
+                done: false,
+            }
+            .boxed(),
+        })
+    }
+
+    /// Reports the outcome: the HTTP status answered and the call's result.
+    pub fn finish(mut self, http_status: StatusCode, result: Result<(), &GatewayError>) {
+        self.report(http_status, result);
+    }
+
+    fn report(&mut self, http_status: StatusCode, result: Result<(), &GatewayError>) {
+        if std::mem::replace(&mut self.done, true) || self.hooks.is_empty() {
+            return;
+        }
+        let (code, error) = match result {
+            Ok(()) => (Code::Ok, None),
+            Err(e) => (e.code(), Some(e)),
+        };
+        self.hooks.on_outcome(&Outcome {
+            protocol: self.protocol,
+            http_method: &self.http_method,
+            target: self.target.as_deref(),
+            http_status,
+            code,
+            error,
+            elapsed: self.started.elapsed(),
+            messages_received: self.shared.received.load(Ordering::Relaxed),
+            messages_sent: self.shared.sent.load(Ordering::Relaxed),
+        });
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.done && !self.hooks.is_empty() {
+            let gone = GatewayError::Cancelled(
+                "the client went away before the answer was complete".into(),
+            );
+            self.report(gone.http_status(), Err(&gone));
+        }
+    }
+}
+
+/// Decides what a failure really was: the client's malformed message first,
+/// then a passed deadline (an upstream that gave up on it may say CANCELLED),
+/// then the error as reported.
+#[derive(Clone)]
+struct Late {
+    deadline: Instant,
+    timeout: Duration,
+    shared: Arc<Shared>,
+}
+
+impl Late {
+    fn refine(&self, e: GatewayError) -> GatewayError {
+        if let Some(client) = self.shared.client_error() {
+            return client;
+        }
+        if self.expired() {
+            return GatewayError::DeadlineExceeded(self.timeout);
+        }
+        e
+    }
+
+    fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+/// The request messages, counted; the first error is kept for the status.
+struct Counted {
+    inner: RequestStream,
+    shared: Arc<Shared>,
+}
+
+impl Stream for Counted {
+    type Item = Result<bytes::Bytes, GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = self.inner.poll_next_unpin(cx);
+        match &item {
+            Poll::Ready(Some(Ok(_))) => {
+                self.shared.received.fetch_add(1, Ordering::Relaxed);
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Ok(mut slot) = self.shared.client_error.lock() {
+                    slot.get_or_insert_with(|| e.clone());
+                }
+            }
+            _ => {}
+        }
+        item
+    }
+}
+
+/// The backend's events under the deadline: messages are counted, a message
+/// or status landing after the deadline (timers tick in milliseconds) is
+/// late, and the stream always ends with trailers or exactly one error.
+struct Guarded {
+    events: futures_util::stream::BoxStream<'static, Result<CallEvent, GatewayError>>,
+    sleep: Pin<Box<Sleep>>,
+    late: Late,
+    done: bool,
+}
+
+impl Guarded {
+    fn end(&mut self, e: GatewayError) -> Poll<Option<Result<CallEvent, GatewayError>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl Stream for Guarded {
+    type Item = Result<CallEvent, GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.events.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(CallEvent::Message(m)))) => {
+                if self.late.expired() {
+                    let timeout = self.late.timeout;
+                    return self.end(GatewayError::DeadlineExceeded(timeout));
+                }
+                self.late.shared.sent.fetch_add(1, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(CallEvent::Message(m))))
+            }
+            Poll::Ready(Some(Ok(CallEvent::Trailers(t)))) => {
+                if let Some(client) = self.late.shared.client_error() {
+                    return self.end(client);
+                }
+                if self.late.expired() {
+                    let timeout = self.late.timeout;
+                    return self.end(GatewayError::DeadlineExceeded(timeout));
+                }
+                self.done = true;
+                Poll::Ready(Some(Ok(CallEvent::Trailers(t))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let e = self.late.refine(e);
+                self.end(e)
+            }
+            Poll::Ready(None) => self.end(GatewayError::BadGateway(
+                "the backend ended the call without a status".into(),
+            )),
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let e = self
+                        .late
+                        .refine(GatewayError::DeadlineExceeded(self.late.timeout));
+                    self.end(e)
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The seam where cross-cutting policies run: authentication, metrics,
+//! access logs, limits. Every protocol reaches the backend through
+//! [`Exchange::dispatch`](super::Exchange::dispatch), which runs
+//! [`Hook::on_call`] with the resolved [`Target`] in hand; every request,
+//! including those refused before a call exists (404, 405, 400, 413, 415),
+//! ends with one [`Hook::on_outcome`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode};
+use tonic::Code;
+
+use super::Target;
+use crate::call::Call;
+use crate::status::GatewayError;
+
+/// The protocol a request arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// REST/JSON (transcoded).
+    Rest,
+    /// Native gRPC (re-framed).
+    Grpc,
+}
+
+impl Protocol {
+    /// Lowercase name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rest => "rest",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// What [`Hook::on_call`] sees besides the call itself.
+#[derive(Debug)]
+pub struct CallInfo<'a> {
+    /// The protocol of the request.
+    pub protocol: Protocol,
+    /// Where the call goes.
+    pub target: &'a Target,
+    /// The request's HTTP headers, as received.
+    pub headers: &'a HeaderMap,
+}
+
+/// How one request ended.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    /// The protocol of the request.
+    pub protocol: Protocol,
+    /// The HTTP method of the request.
+    pub http_method: &'a Method,
+    /// The resolved destination; `None` when the request was refused before
+    /// one was found (no route, wrong method, unknown gRPC method).
+    pub target: Option<&'a Target>,
+    /// The HTTP status answered (200 for gRPC, whose status is in trailers;
+    /// 499 when the client went away first).
+    pub http_status: StatusCode,
+    /// The gRPC code the request ended with (`Ok` on success).
+    pub code: Code,
+    /// The error, when the request failed.
+    pub error: Option<&'a GatewayError>,
+    /// From arrival to the end of the answer.
+    pub elapsed: Duration,
+    /// Request messages read from the client.
+    pub messages_received: u64,
+    /// Response messages sent to the client.
+    pub messages_sent: u64,
+}
+
+/// A policy at the dispatch seam. Both methods default to doing nothing, so
+/// a hook implements only what it needs.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use protogate::pipeline::{Hook, Outcome};
+///
+/// /// Counts requests that ended in an error.
+/// #[derive(Default)]
+/// struct Failures(AtomicU64);
+///
+/// impl Hook for Failures {
+///     fn on_outcome(&self, outcome: &Outcome<'_>) {
+///         if outcome.error.is_some() {
+///             self.0.fetch_add(1, Ordering::Relaxed);
+///         }
+///     }
+/// }
+/// ```
+pub trait Hook: Send + Sync + 'static {
+    /// Runs before the backend sees the call; an `Err` refuses it (and is
+    /// answered in the request's protocol). May edit the call's metadata.
+    fn on_call(&self, call: &mut Call, info: &CallInfo<'_>) -> Result<(), GatewayError> {
+        let _ = (call, info);
+        Ok(())
+    }
+
+    /// Runs once per request, when its answer is complete or abandoned.
+    fn on_outcome(&self, outcome: &Outcome<'_>) {
+        let _ = outcome;
+    }
+}
+
+/// The hooks of a gateway, in the order they run. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Hooks(Arc<[Arc<dyn Hook>]>);
+
+impl Hooks {
+    /// These hooks, run in order.
+    pub fn new(hooks: Vec<Arc<dyn Hook>>) -> Hooks {
+        Hooks(hooks.into())
+    }
+
+    /// True when there is nothing to run.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(super) fn on_call(&self, call: &mut Call, info: &CallInfo<'_>) -> Result<(), GatewayError> {
+        self.0.iter().try_for_each(|h| h.on_call(call, info))
+    }
+
+    pub(super) fn on_outcome(&self, outcome: &Outcome<'_>) {
+        for h in self.0.iter() {
+            h.on_outcome(outcome);
+        }
+    }
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hooks({})", self.0.len())
+    }
+}

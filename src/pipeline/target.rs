@@ -1,0 +1,71 @@
+//! Where calls go, resolved once at load time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use prost_reflect::MethodDescriptor;
+
+use crate::call::{Backend, grpc_path};
+
+/// One destination: a gRPC method as reached through one entry point (a
+/// REST route, or the method's gRPC path). Built when the gateway loads;
+/// the request path only reads it.
+#[derive(Clone)]
+pub struct Target {
+    /// The method.
+    pub method: MethodDescriptor,
+    /// `/pkg.Service/Method`.
+    pub path: PathAndQuery,
+    /// The REST route as `protogate routes` prints it (`GET /v1/{name=shelves/*}`),
+    /// for targets reached through one.
+    pub route: Option<Arc<str>>,
+    /// The backend, when one is configured for the method's service.
+    pub backend: Option<Arc<dyn Backend>>,
+    /// The backend's name for logs and metrics: the upstream's name, `mock`,
+    /// or `none`.
+    pub upstream: Arc<str>,
+    /// The deadline when the client sets none.
+    pub timeout: Duration,
+    /// Whether the backend reads [`crate::call::CallContext`].
+    pub wants_context: bool,
+}
+
+impl Target {
+    /// A target for `method` through `backend` (named `upstream`).
+    pub fn new(
+        method: MethodDescriptor,
+        backend: Option<Arc<dyn Backend>>,
+        upstream: Arc<str>,
+        timeout: Duration,
+    ) -> Target {
+        Target {
+            path: grpc_path(&method),
+            wants_context: backend.as_ref().is_some_and(|b| b.wants_context()),
+            method,
+            route: None,
+            backend,
+            upstream,
+            timeout,
+        }
+    }
+
+    /// The same destination reached through the REST route `key`.
+    pub fn through_route(&self, key: &str) -> Target {
+        Target {
+            route: Some(Arc::from(key)),
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("method", &self.method.full_name())
+            .field("route", &self.route)
+            .field("upstream", &self.upstream)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
