@@ -169,6 +169,11 @@ pub struct UpstreamConfig {
     pub services: Vec<String>,
     /// Default deadline of calls to this upstream.
     pub timeout: Option<ConfigDuration>,
+    /// Load descriptors from this upstream by gRPC server reflection (at
+    /// startup, on reload and every `reload.reflection_interval`); the
+    /// services it lists are routed to it.
+    #[serde(default)]
+    pub reflection: bool,
 }
 
 /// How request and response JSON is mapped.

@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Routes(args) => match Gateway::load(&args.settings()) {
+        Command::Routes(args) => match Gateway::load(&args.settings()).await {
             Ok(gw) => {
                 print!("{}", report::route_table(&gw));
                 ExitCode::SUCCESS
@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Check(args) => match Gateway::load(&args.settings()) {
+        Command::Check(args) => match Gateway::load(&args.settings()).await {
             Ok(gw) => {
                 println!("{}", report::summary(&gw));
                 ExitCode::SUCCESS
@@ -46,8 +46,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let live =
-        Live::load(args.settings(), Arc::new(Resources::default())).map_err(|e| e.to_string())?;
+    let live = Live::load(args.settings(), Arc::new(Resources::default()))
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -65,6 +66,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ));
     }
     live::reload_on_sighup(&live);
+    live::follow_reflection(&live);
     let gw = live.current();
     let _watch = gw
         .config
@@ -76,6 +78,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!(
             "mock mode ({m:?}): stubs at http://{addr}/_protogate/mock/stubs, unmatched requests at http://{addr}/_protogate/mock/unmatched"
         );
+    }
+    for m in &gw.missing {
+        tracing::warn!("not ready: {m} (retrying in the background)");
     }
     if gw.has_no_backend() {
         tracing::warn!(

@@ -138,6 +138,17 @@ const PUBLISHER_FIELDS: &[&str] = &["name", "email", "website", "country"];
 #[derive(Clone, Debug, Default)]
 pub struct LibraryBackend {
     store: Arc<Mutex<Store>>,
+    /// How each client stream ended, for tests: see [`LibraryBackend::stream_endings`].
+    endings: Arc<Mutex<Vec<StreamEnding>>>,
+}
+
+/// How a client stream the backend read came to its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEnding {
+    /// The client half-closed after this many messages.
+    Finished(usize),
+    /// The stream failed (reset, cancelled) after this many messages.
+    Aborted(usize, String),
 }
 
 impl LibraryBackend {
@@ -159,6 +170,7 @@ impl LibraryBackend {
     pub fn with_sample_data() -> Self {
         Self {
             store: Arc::new(Mutex::new(Store::sample())),
+            endings: Arc::default(),
         }
     }
 
@@ -166,6 +178,19 @@ impl LibraryBackend {
     /// their own server.
     pub fn into_service(self) -> LibraryServiceServer<Self> {
         LibraryServiceServer::new(self)
+    }
+
+    /// How every client stream read so far ended, oldest first: a proxy
+    /// that cancels a call shows up as [`StreamEnding::Aborted`], one that
+    /// half-closes a truncated stream as [`StreamEnding::Finished`].
+    pub fn stream_endings(&self) -> Vec<StreamEnding> {
+        self.endings.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    fn record_ending(&self, ending: StreamEnding) {
+        if let Ok(mut e) = self.endings.lock() {
+            e.push(ending);
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Store>, Status> {
@@ -196,8 +221,36 @@ pub async fn serve(
         })
     });
     tonic::transport::Server::builder()
-        .serve_with_incoming_shutdown(backend.into_service(), incoming, shutdown)
+        .add_service(backend.into_service())
+        .add_service(reflection_v1())
+        .add_service(reflection_v1alpha())
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// The bundled API's compiled descriptors (with imports, comments and the
+/// `google.api.http` annotations), as the reflection service serves them.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("../../descriptors/library.binpb");
+
+/// `grpc.reflection.v1.ServerReflection` over [`FILE_DESCRIPTOR_SET`].
+pub fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the bundled descriptor set is valid")
+}
+
+/// The older `grpc.reflection.v1alpha.ServerReflection`, for clients that
+/// only know it.
+pub fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
+    impl tonic_reflection::server::v1alpha::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the bundled descriptor set is valid")
 }
 
 // ---------------------------------------------------------------------------
@@ -396,9 +449,18 @@ impl LibraryService for LibraryBackend {
             // Read everything first: the store lock must not be held across
             // an await.
             let mut requests = Vec::new();
-            while let Some(req) = inbound.message().await? {
-                requests.push(req);
+            loop {
+                match inbound.message().await {
+                    Ok(Some(req)) => requests.push(req),
+                    Ok(None) => break,
+                    Err(status) => {
+                        let why = status.message().to_string();
+                        self.record_ending(StreamEnding::Aborted(requests.len(), why));
+                        return Err(status);
+                    }
+                }
             }
+            self.record_ending(StreamEnding::Finished(requests.len()));
             let mut store = self.lock()?;
             store.import_books(requests)
         }

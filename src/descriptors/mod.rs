@@ -14,9 +14,12 @@ use bytes::Bytes;
 use prost::Message;
 use prost_reflect::DescriptorPool;
 use prost_types::FileDescriptorProto;
+pub mod reflection;
+
 use protox::file::{
     ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
 };
+pub use reflection::Fetched;
 
 /// The bundled google/api and google/rpc protos: (import name, source).
 const BUNDLED: &[(&str, &str)] = &[
@@ -91,6 +94,12 @@ pub enum DescriptorError {
         /// prost-reflect's message.
         message: String,
     },
+    /// Reflection servers did not answer.
+    #[error("descriptors unavailable: {sources}")]
+    Unreachable {
+        /// Each source and why.
+        sources: String,
+    },
     /// Nothing was found under the given paths.
     #[error("no descriptors found in {paths}")]
     Empty {
@@ -108,6 +117,20 @@ pub struct Descriptors {
     pub sources: Vec<PathBuf>,
     /// Reflection sources that provided nothing (yet), with the reason.
     pub missing: Vec<String>,
+    /// The services each reflection server listed, by URL.
+    pub reflected_services: BTreeMap<String, Vec<String>>,
+}
+
+impl Descriptors {
+    /// A pool loaded elsewhere, with nothing missing and nothing reflected.
+    pub fn from_pool(pool: DescriptorPool) -> Descriptors {
+        Descriptors {
+            pool,
+            sources: Vec::new(),
+            missing: Vec::new(),
+            reflected_services: BTreeMap::new(),
+        }
+    }
 }
 
 /// A FileDescriptorSet with its files kept as raw bytes: decoding them into
@@ -189,9 +212,9 @@ impl From<PathBuf> for DescriptorSource {
     }
 }
 
-/// Encoded `FileDescriptorProto`s fetched by reflection, by server URL; an
-/// `Err` says why a server could not be asked (and nothing is cached).
-pub type Reflected = BTreeMap<String, Result<Vec<Bytes>, String>>;
+/// What reflection servers described, by server URL; an `Err` says why a
+/// server could not be asked (and nothing from it is known yet).
+pub type Reflected = BTreeMap<String, Result<Fetched, String>>;
 
 /// Loads every path into one pool.
 ///
@@ -225,11 +248,15 @@ pub fn load_sources(
     }
     let mut read = Vec::new();
     let mut missing = Vec::new();
+    let mut reflected_services = BTreeMap::new();
     for source in sources {
         let sets = match source {
             DescriptorSource::Path(path) => read_path(path, &mut read)?,
             DescriptorSource::Reflection(url) => match reflected.get(url) {
-                Some(Ok(raw)) => vec![(source.to_string(), reflected_files(url, raw)?)],
+                Some(Ok(fetched)) => {
+                    reflected_services.insert(url.clone(), fetched.services.clone());
+                    vec![(source.to_string(), reflected_files(url, &fetched.files)?)]
+                }
                 Some(Err(why)) => {
                     missing.push(format!("{source}: {why}"));
                     continue;
@@ -267,6 +294,7 @@ pub fn load_sources(
         pool,
         sources: read,
         missing,
+        reflected_services,
     })
 }
 
@@ -285,6 +313,12 @@ fn reflected_files(url: &str, raw: &[Bytes]) -> Result<Vec<RawFile>, DescriptorE
             })
         })
         .collect()
+}
+
+/// True for files the gateway has built in (google/api, google/rpc and the
+/// well-known types): imports of them always resolve.
+pub fn is_bundled_name(name: &str) -> bool {
+    name.starts_with("google/protobuf/") || BUNDLED.iter().any(|(n, _)| *n == name)
 }
 
 /// True for the file names a descriptor directory is searched for.

@@ -51,6 +51,40 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// routes.yaml (or the defaults), with the flags applied.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.routes {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        self.apply(&mut config);
+        Ok(config)
+    }
+
+    /// Every server descriptors come from by reflection: `reflect://`
+    /// sources, and upstreams with `reflection: true` (at the URL they are
+    /// called at, after `--upstream`).
+    pub fn reflection_urls(&self, config: &Config) -> Vec<String> {
+        let mut urls: Vec<String> = self
+            .descriptors
+            .iter()
+            .filter_map(|s| match s {
+                DescriptorSource::Reflection(url) => Some(url.clone()),
+                DescriptorSource::Path(_) => None,
+            })
+            .collect();
+        for u in config.upstreams.values().filter(|u| u.reflection) {
+            let url = match (&self.upstream, u.services.is_empty()) {
+                (Some(cli), true) => cli.clone(),
+                _ => u.url.clone(),
+            };
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+        urls
+    }
+
     /// Flags override routes.yaml.
     pub fn apply(&self, config: &mut Config) {
         config.mock.enabled |= self.mock;
@@ -84,6 +118,9 @@ pub enum LoadError {
     /// Stub files.
     #[error(transparent)]
     Stubs(#[from] StubError),
+    /// The background load itself failed.
+    #[error("loading failed: {0}")]
+    Task(String),
 }
 
 /// The immutable, loaded gateway: one snapshot of the configuration.
@@ -115,6 +152,8 @@ pub struct Gateway {
     /// Descriptor sources that provided nothing yet (reflection from a
     /// server that is down), with the reason: the gateway is not ready.
     pub missing: Vec<String>,
+    /// The servers descriptors are fetched from by reflection.
+    pub reflection_urls: Vec<String>,
     /// The configuration it was built from.
     pub config: Config,
 }
@@ -129,23 +168,40 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// Loads descriptors and routes.yaml and builds everything, with fresh
-    /// resources (no reload, no hooks): what `routes` and `check` use.
-    pub fn load(settings: &Settings) -> Result<Gateway, LoadError> {
-        Gateway::load_with(settings, &Resources::default())
+    /// resources (no reload, no hooks). Reflection sources are asked once;
+    /// one that cannot answer is an error: what `routes` and `check` use.
+    pub async fn load(settings: &Settings) -> Result<Gateway, LoadError> {
+        let resources = Resources::default();
+        resources
+            .refresh_reflection(&settings.reflection_urls(&settings.config()?))
+            .await;
+        let gw = Gateway::load_with(settings, &resources)?;
+        match gw.missing.is_empty() {
+            true => Ok(gw),
+            false => Err(LoadError::Descriptors(DescriptorError::Unreachable {
+                sources: gw.missing.join("; "),
+            })),
+        }
     }
 
     /// Loads descriptors and routes.yaml and builds everything, reusing
-    /// `resources` where their configuration is unchanged.
+    /// `resources` where their configuration is unchanged. Reflection
+    /// sources take what [`Resources::refresh_reflection`] last fetched.
     pub fn load_with(settings: &Settings, resources: &Resources) -> Result<Gateway, LoadError> {
-        let mut config = match &settings.routes {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
-        settings.apply(&mut config);
-        let loaded = descriptors::load_sources(&settings.descriptors, &resources.reflected())?;
+        let config = settings.config()?;
+        let reflection_urls = settings.reflection_urls(&config);
+        let mut sources: Vec<DescriptorSource> = settings.descriptors.clone();
+        for url in &reflection_urls {
+            let s = DescriptorSource::Reflection(url.clone());
+            if !sources.contains(&s) {
+                sources.push(s);
+            }
+        }
+        let loaded = descriptors::load_sources(&sources, &resources.reflected())?;
         let mut gw =
-            Gateway::build_with(loaded.pool, config, settings.upstream.as_deref(), resources)?;
+            Gateway::build_loaded(&loaded, config, settings.upstream.as_deref(), resources)?;
         gw.missing = loaded.missing;
+        gw.reflection_urls = reflection_urls;
         Ok(gw)
     }
 
@@ -166,6 +222,17 @@ impl Gateway {
         upstream_override: Option<&str>,
         resources: &Resources,
     ) -> Result<Gateway, LoadError> {
+        let loaded = descriptors::Descriptors::from_pool(pool);
+        Gateway::build_loaded(&loaded, config, upstream_override, resources)
+    }
+
+    fn build_loaded(
+        loaded: &descriptors::Descriptors,
+        config: Config,
+        upstream_override: Option<&str>,
+        resources: &Resources,
+    ) -> Result<Gateway, LoadError> {
+        let pool = loaded.pool.clone();
         let opts = RulesOptions {
             auto_map: config.routing.auto_map,
             fully_decode_reserved_expansion: config.http.fully_decode_reserved_expansion,
@@ -178,8 +245,14 @@ impl Gateway {
                 None
             }
         };
-        let mut upstreams =
-            upstreams::resolve(&pool, &config, upstream_override, resources, &mut errors);
+        let mut upstreams = upstreams::resolve(
+            &pool,
+            &config,
+            upstream_override,
+            &loaded.reflected_services,
+            resources,
+            &mut errors,
+        );
         check_services(&pool, "mock.services", &config.mock.services, &mut errors);
         check_services(&pool, "mock.stateful", &config.mock.stateful, &mut errors);
         if let Some(dir) = &config.mock.record {
@@ -238,6 +311,7 @@ impl Gateway {
             mock,
             upstreams: upstreams.urls,
             missing: Vec::new(),
+            reflection_urls: Vec::new(),
             config,
         })
     }

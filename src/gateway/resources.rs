@@ -80,6 +80,40 @@ impl Resources {
         lock(&self.reflected).clone()
     }
 
+    /// Asks every reflection server in `urls` for its descriptors. A server
+    /// that answers replaces what it sent before; one that does not keeps
+    /// its last answer (a reload while it restarts does not drop its
+    /// services), or is recorded as missing if it never answered. Returns
+    /// true when any server's description changed.
+    pub async fn refresh_reflection(&self, urls: &[String]) -> bool {
+        let fetched =
+            futures_util::future::join_all(urls.iter().map(|u| async move {
+                (u.clone(), crate::descriptors::reflection::fetch(u).await)
+            }))
+            .await;
+        let mut cache = lock(&self.reflected);
+        let mut changed = false;
+        for (url, result) in fetched {
+            match result {
+                Ok(f) => {
+                    changed |= !matches!(cache.get(&url), Some(Ok(old)) if *old == f);
+                    cache.insert(url, Ok(f));
+                }
+                Err(why) => match cache.get(&url) {
+                    Some(Ok(_)) => tracing::warn!(
+                        url,
+                        "reflection failed ({why}); keeping the descriptors it sent before"
+                    ),
+                    _ => {
+                        tracing::warn!(url, "reflection failed: {why}");
+                        cache.insert(url, Err(why));
+                    }
+                },
+            }
+        }
+        changed
+    }
+
     /// The channel to `url` (reused when one with the same settings exists).
     pub(crate) fn channel(
         &self,

@@ -67,10 +67,14 @@ impl Upstreams {
 
 /// Resolves `upstreams:` against the pool; `cli` (`--upstream`) replaces the
 /// default upstream's URL, or is the default when none is configured.
+/// Services a reflection server listed (`reflected`, by URL) go to the
+/// upstream at that URL unless `services:` assigns them elsewhere; with no
+/// default upstream, a `reflect://` source serves what it listed itself.
 pub(super) fn resolve(
     pool: &DescriptorPool,
     config: &Config,
     cli: Option<&str>,
+    reflected: &BTreeMap<String, Vec<String>>,
     resources: &Resources,
     errors: &mut Vec<RuleError>,
 ) -> Upstreams {
@@ -127,6 +131,38 @@ pub(super) fn resolve(
     {
         default = make("--upstream", cli, None);
     }
+    // Reflected services follow the upstream they were reflected from.
+    let mut at_url: HashMap<String, Upstream> = HashMap::new();
+    for (name, u) in &config.upstreams {
+        let url = match (u.services.is_empty(), cli) {
+            (true, Some(cli)) => cli,
+            _ => u.url.as_str(),
+        };
+        let chosen = if u.services.is_empty() {
+            default.clone()
+        } else {
+            u.services.first().and_then(|s| by_service.get(s).cloned())
+        };
+        if u.reflection
+            && let Some(up) = chosen.filter(|up| *up.name == **name)
+        {
+            at_url.insert(url.to_string(), up);
+        }
+    }
+    for (url, services) in reflected {
+        let upstream = match at_url.get(url) {
+            Some(u) => Some(u.clone()),
+            None if default.is_none() => {
+                make(&format!("reflect://{}", strip_scheme(url)), url, None)
+            }
+            None => None,
+        };
+        for s in services {
+            if let (Some(u), false) = (&upstream, by_service.contains_key(s)) {
+                by_service.insert(s.clone(), u.clone());
+            }
+        }
+    }
     for (name, s) in unknown_services {
         errors.push(RuleError {
             rule: format!("upstreams.{name}.services"),
@@ -136,4 +172,8 @@ pub(super) fn resolve(
     out.default = default;
     out.by_service = by_service;
     out
+}
+
+fn strip_scheme(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest)
 }

@@ -84,10 +84,19 @@ impl std::fmt::Debug for Live {
 }
 
 impl Live {
-    /// Loads the gateway from `settings` (files, descriptors) and keeps the
-    /// settings for reloads.
-    pub fn load(settings: Settings, resources: Arc<Resources>) -> Result<Arc<Live>, LoadError> {
-        let gw = Gateway::load_with(&settings, &resources)?;
+    /// Loads the gateway from `settings` (files, descriptors, reflection
+    /// servers) and keeps the settings for reloads. A reflection server that
+    /// is down does not stop the start: see [`follow_reflection`].
+    pub async fn load(
+        settings: Settings,
+        resources: Arc<Resources>,
+    ) -> Result<Arc<Live>, LoadError> {
+        let urls = settings.reflection_urls(&settings.config()?);
+        resources.refresh_reflection(&urls).await;
+        let (s, r) = (settings.clone(), resources.clone());
+        let gw = tokio::task::spawn_blocking(move || Gateway::load_with(&s, &r))
+            .await
+            .map_err(|e| LoadError::Task(e.to_string()))??;
         Ok(Live::start(gw, Some(settings), resources))
     }
 
@@ -137,16 +146,19 @@ impl Live {
     /// Rebuilds the gateway from its files and swaps it in; on any problem
     /// the serving snapshot stays. Logs one line either way.
     pub async fn reload(&self, trigger: &str) -> ReloadReport {
+        self.reload_inner(trigger, true).await
+    }
+
+    /// A reload right after reflection was fetched: no second fetch.
+    async fn reload_fetched(&self, trigger: &str) -> ReloadReport {
+        self.reload_inner(trigger, false).await
+    }
+
+    async fn reload_inner(&self, trigger: &str, fetch: bool) -> ReloadReport {
         let _one_at_a_time = self.reloading.lock().await;
         let started = Instant::now();
         let built = match &self.settings {
-            Some(settings) => {
-                let (settings, resources) = (settings.clone(), self.resources.clone());
-                tokio::task::spawn_blocking(move || Gateway::load_with(&settings, &resources))
-                    .await
-                    .map_err(|e| vec![format!("reload task failed: {e}")])
-                    .and_then(|r| r.map_err(|e| crate::report::problem_lines(&e)))
-            }
+            Some(settings) => self.rebuild(settings, fetch).await,
             None => Err(vec![
                 "this gateway was built in code, not loaded from files: nothing to reload".into(),
             ]),
@@ -159,6 +171,22 @@ impl Live {
             *last = Some(report.clone());
         }
         report
+    }
+
+    /// Re-reads everything (reflection servers included) into a new snapshot.
+    async fn rebuild(&self, settings: &Settings, fetch: bool) -> Result<Gateway, Vec<String>> {
+        let problems = |e: LoadError| crate::report::problem_lines(&e);
+        let config = settings.config().map_err(|e| problems(e.into()))?;
+        if fetch {
+            self.resources
+                .refresh_reflection(&settings.reflection_urls(&config))
+                .await;
+        }
+        let (settings, resources) = (settings.clone(), self.resources.clone());
+        tokio::task::spawn_blocking(move || Gateway::load_with(&settings, &resources))
+            .await
+            .map_err(|e| vec![format!("reload task failed: {e}")])?
+            .map_err(problems)
     }
 
     fn swap(&self, new: Gateway, trigger: &str, started: Instant) -> ReloadReport {
@@ -213,4 +241,4 @@ impl Live {
     }
 }
 
-pub use triggers::{reload_on_sighup, watch_files};
+pub use triggers::{follow_reflection, reload_on_sighup, watch_files};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use backend::LibraryBackend;
 use backend::pb::library::v1::library_service_server::LibraryServiceServer;
 use protogate::config::Config;
-use protogate::gateway::Gateway;
+use protogate::gateway::{Gateway, Resources};
 use protogate::live::Live;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -134,8 +134,19 @@ pub async fn start_backend() -> (Running, LibraryBackend) {
 /// Starts the gateway on 127.0.0.1:0 with the bundled descriptors, the given
 /// routes.yaml text and upstream.
 pub async fn start_gateway(routes_yaml: &str, upstream: Option<&str>) -> (Running, Arc<Gateway>) {
+    start_gateway_with(routes_yaml, upstream, Resources::default()).await
+}
+
+/// Like [`start_gateway`], built from `resources` (hooks, for example).
+pub async fn start_gateway_with(
+    routes_yaml: &str,
+    upstream: Option<&str>,
+    resources: Resources,
+) -> (Running, Arc<Gateway>) {
     let config = Config::parse(routes_yaml).expect("test routes.yaml parses");
-    let live = Live::fixed(Gateway::build(pool(), config, upstream).expect("gateway builds"));
+    let resources = Arc::new(resources);
+    let gw = Gateway::build_with(pool(), config, upstream, &resources).expect("gateway builds");
+    let live = Live::fixed_with(gw, resources);
     let gw = live.current();
     let (tx, rx) = oneshot::channel::<()>();
     let (addr, _handle) = protogate::server::spawn(live, "127.0.0.1:0".parse().unwrap(), async {
