@@ -3,8 +3,11 @@
 //! Descriptors are loaded at runtime ([`descriptors`]), `google.api.http`
 //! rules become routes ([`routing`]), JSON is transcoded to and from protobuf
 //! ([`transcode`]), and a protocol adapter ([`protocol`]) turns each HTTP
-//! request into a [`call::Call`] that a [`call::Backend`] runs
-//! ([`upstream`]). See DESIGN.md for the shape.
+//! request into a [`call::Call`] that goes through the shared dispatch step
+//! ([`pipeline`]) to a [`call::Backend`] ([`upstream`]). The configuration
+//! is an immutable snapshot ([`gateway`]) swapped atomically on reload
+//! ([`live`]). docs/ARCHITECTURE.md describes the shape.
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod call;

@@ -92,6 +92,18 @@ pub enum GatewayError {
         /// What the client sent.
         content_type: String,
     },
+    /// Decoding the request would take more memory than allowed.
+    #[error(
+        "decoding this request would take about {} MiB, over the limit of {} MiB (limits.max_decoded_bytes)",
+        .estimate.div_ceil(1 << 20),
+        .limit / (1 << 20)
+    )]
+    DecodeBudget {
+        /// The estimated decoded size in bytes.
+        estimate: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A framed request message is larger than the limit.
     #[error("request message of {size} bytes exceeds the limit of {limit} bytes")]
     MessageTooLarge {
@@ -146,7 +158,9 @@ impl GatewayError {
             GatewayError::BadRequest { .. } => Code::InvalidArgument,
             GatewayError::PayloadTooLarge { .. } => Code::ResourceExhausted,
             GatewayError::UnsupportedMediaType { .. } => Code::InvalidArgument,
-            GatewayError::MessageTooLarge { .. } => Code::ResourceExhausted,
+            GatewayError::MessageTooLarge { .. } | GatewayError::DecodeBudget { .. } => {
+                Code::ResourceExhausted
+            }
             GatewayError::MalformedFrame(_) => Code::Internal,
             GatewayError::Cancelled(_) => Code::Cancelled,
             GatewayError::Unimplemented(_) => Code::Unimplemented,
@@ -162,9 +176,9 @@ impl GatewayError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::PayloadTooLarge { .. } | GatewayError::MessageTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            GatewayError::PayloadTooLarge { .. }
+            | GatewayError::MessageTooLarge { .. }
+            | GatewayError::DecodeBudget { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::MalformedFrame(_) => StatusCode::BAD_REQUEST,

@@ -146,7 +146,7 @@ impl Exchange {
             metadata: response.metadata,
             events: Guarded {
                 events: response.events,
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                sleep: None,
                 late,
                 done: false,
             }
@@ -249,7 +249,9 @@ impl Stream for Counted {
 /// late, and the stream always ends with trailers or exactly one error.
 struct Guarded {
     events: futures_util::stream::BoxStream<'static, Result<CallEvent, GatewayError>>,
-    sleep: Pin<Box<Sleep>>,
+    /// Armed the first time the backend makes us wait (a unary reply that is
+    /// already there never needs a timer).
+    sleep: Option<Pin<Box<Sleep>>>,
     late: Late,
     done: bool,
 }
@@ -295,15 +297,20 @@ impl Stream for Guarded {
             Poll::Ready(None) => self.end(GatewayError::BadGateway(
                 "the backend ended the call without a status".into(),
             )),
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    let e = self
-                        .late
-                        .refine(GatewayError::DeadlineExceeded(self.late.timeout));
-                    self.end(e)
+            Poll::Pending => {
+                let deadline = self.late.deadline;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        let timeout = self.late.timeout;
+                        let e = self.late.refine(GatewayError::DeadlineExceeded(timeout));
+                        self.end(e)
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 }

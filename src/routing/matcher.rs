@@ -92,8 +92,21 @@ struct End {
 pub struct Matcher {
     root: Node,
     verbs: HashSet<String>,
-    templates: HashMap<usize, PathTemplate>,
+    /// Per route id: how to extract its variables (computed on insert).
+    binders: Vec<Vec<VarBinding>>,
     fully_decode: bool,
+}
+
+/// One template variable, as the matcher extracts it.
+#[derive(Debug)]
+struct VarBinding {
+    /// Template segments `start..end` hold the variable.
+    start: usize,
+    end: usize,
+    /// One `*` segment: fully percent-decoded.
+    single: bool,
+    /// The field path, for errors.
+    field: String,
 }
 
 /// One request path segment: raw (as sent) and fully decoded (for
@@ -157,7 +170,19 @@ impl Matcher {
         if let Some(v) = &template.verb {
             self.verbs.insert(v.clone());
         }
-        self.templates.insert(route, template.clone());
+        if self.binders.len() <= route {
+            self.binders.resize_with(route + 1, Vec::new);
+        }
+        self.binders[route] = template
+            .variables
+            .iter()
+            .map(|var| VarBinding {
+                start: var.start,
+                end: var.end,
+                single: var.end - var.start == 1 && template.segments[var.start] != Segment::Multi,
+                field: var.field_path_str(),
+            })
+            .collect();
         Ok(())
     }
 
@@ -230,29 +255,29 @@ impl Matcher {
         segs: &[PathSegment<'_>],
         spans: &[(usize, usize)],
     ) -> Result<RouteMatch, MatchError> {
-        let Some(template) = self.templates.get(&route) else {
-            return Ok(RouteMatch {
-                route,
-                bindings: Vec::new(),
-            });
-        };
-        let mut bindings = Vec::with_capacity(template.variables.len());
-        for var in &template.variables {
+        let vars = self.binders.get(route).map_or(&[][..], Vec::as_slice);
+        let mut bindings = Vec::with_capacity(vars.len());
+        for var in vars {
             let from = spans[var.start].0;
             let to = spans[var.end - 1].1;
-            let raw = segs[from..to]
-                .iter()
-                .map(|s| s.raw)
-                .collect::<Vec<_>>()
-                .join("/");
-            let single = var.end - var.start == 1 && template.segments[var.start] != Segment::Multi;
-            let value = if single || self.fully_decode {
-                String::from_utf8(percent_decode_str(&raw).collect())
+            let joined;
+            let raw = if to == from + 1 {
+                segs[from].raw
             } else {
-                decode_keeping_reserved(&raw)
+                joined = segs[from..to]
+                    .iter()
+                    .map(|s| s.raw)
+                    .collect::<Vec<_>>()
+                    .join("/");
+                &joined
+            };
+            let value = if var.single || self.fully_decode {
+                String::from_utf8(percent_decode_str(raw).collect())
+            } else {
+                decode_keeping_reserved(raw)
             };
             bindings.push(value.map_err(|_| MatchError::BadEncoding {
-                field: var.field_path_str(),
+                field: var.field.clone(),
             })?);
         }
         Ok(RouteMatch { route, bindings })

@@ -62,6 +62,12 @@ pub struct Route {
     pub response_body: Option<FieldDescriptor>,
     /// For each template variable, the resolved request field path.
     pub variables: Vec<Vec<FieldDescriptor>>,
+    /// For each template variable, its field path as proto names joined
+    /// with `.` (`book.name`), for errors.
+    pub variable_names: Vec<String>,
+    /// When the body is a message field: the request's FieldMask field,
+    /// which a PATCH fills from the body when the client leaves it empty.
+    pub update_mask: Option<FieldDescriptor>,
     /// Where the rule came from.
     pub source: RuleSource,
     /// The gRPC path, `/pkg.Service/Method`.
@@ -375,7 +381,16 @@ fn compile_route(
         Some(_) => None,
         None => Some(method.output()),
     };
+    let update_mask = match &body {
+        BodyRule::Field(f) if f.kind().as_message().is_some() => update_mask_field(&input),
+        _ => None,
+    };
     Ok(Route {
+        variable_names: variables
+            .iter()
+            .map(|v| v.iter().map(|f| f.name()).collect::<Vec<_>>().join("."))
+            .collect(),
+        update_mask,
         key: format!("{http_method} {template}"),
         renders_maps: rendered.is_some_and(|m| holds_maps(&m)),
         id,
@@ -388,6 +403,20 @@ fn compile_route(
         variables,
         source: source.clone(),
     })
+}
+
+/// The request's `update_mask` field, or its only FieldMask field.
+fn update_mask_field(input: &MessageDescriptor) -> Option<FieldDescriptor> {
+    let is_mask = |f: &FieldDescriptor| {
+        !f.is_list()
+            && matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask")
+    };
+    if let Some(f) = input.get_field_by_name("update_mask") {
+        return is_mask(&f).then_some(f);
+    }
+    let mut masks = input.fields().filter(is_mask);
+    let first = masks.next();
+    if masks.next().is_some() { None } else { first }
 }
 
 /// True when `desc` holds a map field, directly or in a nested message

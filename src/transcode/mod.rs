@@ -1,9 +1,11 @@
 //! JSON ↔ protobuf transcoding for REST. Pure: depends on routing and
 //! prost-reflect, never on the HTTP server.
 
+pub mod budget;
 pub mod query;
 pub mod request;
 pub mod response;
+pub mod strict;
 
 pub use request::{RequestInput, RequestOptions, build_request};
 pub use response::{RenderedBody, ResponseOptions, render_response};

@@ -85,7 +85,7 @@ pub fn build_request(
                 _ if body_is_blank => {}
                 _ => {
                     check_json_content_type(input.content_type)?;
-                    set_body_field(&mut msg, field, input, opts)?;
+                    set_body_field(&mut msg, field, route.update_mask.as_ref(), input, opts)?;
                 }
             }
         }
@@ -95,9 +95,14 @@ pub fn build_request(
         bind_query(route, &mut msg, q, opts)?;
     }
 
-    for (vars, value) in route.variables.iter().zip(input.bindings) {
-        let path = vars.iter().map(|f| f.name()).collect::<Vec<_>>().join(".");
-        set_path(&mut msg, vars, None, value).map_err(|e| GatewayError::bad_field(path, e))?;
+    for ((vars, name), value) in route
+        .variables
+        .iter()
+        .zip(&route.variable_names)
+        .zip(input.bindings)
+    {
+        set_path(&mut msg, vars, None, value)
+            .map_err(|e| GatewayError::bad_field(name.clone(), e))?;
     }
     Ok(msg)
 }
@@ -225,6 +230,7 @@ fn value_at(body: &[u8], path: &str) -> Option<String> {
 fn set_body_field(
     msg: &mut DynamicMessage,
     field: &FieldDescriptor,
+    update_mask: Option<&FieldDescriptor>,
     input: &RequestInput<'_>,
     opts: &RequestOptions,
 ) -> Result<(), GatewayError> {
@@ -234,8 +240,8 @@ fn set_body_field(
     };
     if let Some(m) = singular_message {
         let value = parse_json(&m, input.body, field.json_name(), opts)?;
-        if input.http_method == http::Method::PATCH {
-            fill_update_mask(msg, &m, input.body)?;
+        if let Some(mask) = update_mask.filter(|_| input.http_method == http::Method::PATCH) {
+            fill_update_mask(msg, mask, &m, input.body);
         }
         msg.set_field(field, Value::Message(value));
         return Ok(());
@@ -260,43 +266,29 @@ fn set_body_field(
 }
 
 /// PATCH with a named body and an empty `update_mask`: the mask becomes the
-/// fields present in the body (grpc-gateway's behaviour).
+/// fields present in the body (grpc-gateway's behaviour). Runs before the
+/// query is read, so a mask the client sends there wins.
 fn fill_update_mask(
     msg: &mut DynamicMessage,
+    mask_field: &FieldDescriptor,
     body_type: &MessageDescriptor,
     body: &[u8],
-) -> Result<(), GatewayError> {
-    let desc = msg.descriptor();
-    let Some(mask_field) = desc.get_field_by_name("update_mask").or_else(|| {
-        let mut masks = desc.fields().filter(|f| {
-            matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask")
-                && !f.is_list()
-        });
-        let first = masks.next();
-        if masks.next().is_some() { None } else { first }
-    }) else {
-        return Ok(());
-    };
-    if !matches!(mask_field.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask")
-    {
-        return Ok(());
-    }
+) {
     let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(body)
     else {
-        return Ok(());
+        return;
+    };
+    let Kind::Message(mask_desc) = mask_field.kind() else {
+        return;
     };
     let mut paths = Vec::new();
     collect_paths(body_type, &obj, "", &mut paths);
-    let Kind::Message(mask_desc) = mask_field.kind() else {
-        return Ok(());
-    };
     let mut mask = DynamicMessage::new(mask_desc);
     mask.set_field_by_name(
         "paths",
         Value::List(paths.into_iter().map(Value::String).collect()),
     );
-    msg.set_field(&mask_field, Value::Message(mask));
-    Ok(())
+    msg.set_field(mask_field, Value::Message(mask));
 }
 
 fn collect_paths(
@@ -385,16 +377,15 @@ fn bound_elsewhere(route: &Route, fields: &[FieldDescriptor]) -> Option<String> 
         }
         _ => {}
     }
-    for var in &route.variables {
-        let n = var.len().min(fields.len());
-        if var[..n] == fields[..n] {
-            return Some(format!(
-                "field {} is bound by the path",
-                var.iter().map(|f| f.name()).collect::<Vec<_>>().join(".")
-            ));
-        }
-    }
-    None
+    route
+        .variables
+        .iter()
+        .zip(&route.variable_names)
+        .find(|(var, _)| {
+            let n = var.len().min(fields.len());
+            var[..n] == fields[..n]
+        })
+        .map(|(_, name)| format!("field {name} is bound by the path"))
 }
 
 #[cfg(test)]

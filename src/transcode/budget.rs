@@ -1,0 +1,220 @@
+//! What decoding client input may cost, checked *before* decoding: how deep
+//! values nest (every recursive walk over client input is bounded by one
+//! limit), and about how much memory the decoded message will take.
+//!
+//! A JSON body is scanned once, byte by byte, without allocating: nesting
+//! depth, objects and values are counted, and the decoded size is estimated
+//! from them. The estimate is deliberately pessimistic: a decoded message
+//! costs far more than its JSON (a `{}` becomes a message with its own field
+//! table; inside `google.protobuf.Struct`, `Value` and `ListValue` even a bare
+//! `1` does), so a small body must not be allowed to become gigabytes.
+
+use crate::status::GatewayError;
+
+/// The limits, from `limits:` in routes.yaml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Deepest nesting of client input: JSON values, query keys
+    /// (`a.b.c`), field mask paths.
+    pub max_depth: usize,
+    /// The largest estimated size of a decoded request message, in bytes.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_depth: 64,
+            max_decoded_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Estimated bytes of one decoded message (a field table and its entries).
+pub const MESSAGE_COST: usize = 1024;
+/// Estimated bytes of one decoded scalar, list element or map entry.
+pub const VALUE_COST: usize = 64;
+
+/// How a JSON body will decode: which values become messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Objects become messages; other values are plain fields.
+    Typed,
+    /// The target can hold `google.protobuf.Struct`/`Value`/`ListValue`, where
+    /// every JSON value becomes a message.
+    Dynamic,
+}
+
+/// What the scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JsonCost {
+    /// The deepest nesting of arrays and objects.
+    pub depth: usize,
+    /// Objects.
+    pub objects: usize,
+    /// Values of any kind (members and elements included).
+    pub values: usize,
+}
+
+impl JsonCost {
+    /// The estimated decoded size.
+    pub fn estimate(&self, shape: Shape) -> usize {
+        match shape {
+            Shape::Typed => self
+                .objects
+                .saturating_mul(MESSAGE_COST)
+                .saturating_add(self.values.saturating_mul(VALUE_COST)),
+            Shape::Dynamic => self.values.saturating_mul(MESSAGE_COST),
+        }
+    }
+}
+
+/// Scans `body` and refuses it when it nests deeper than `max_depth` (400)
+/// or would decode to more than `max_decoded_bytes` (413). Malformed JSON is
+/// left to the decoder, which names the error.
+///
+/// ```
+/// use protogate::transcode::budget::{DecodeLimits, Shape, check_json};
+/// let limits = DecodeLimits { max_depth: 3, max_decoded_bytes: 1 << 20 };
+/// assert!(check_json(br#"{"a": [1, {"b": 2}]}"#, Shape::Typed, &limits).is_ok());
+/// assert!(check_json(br#"[[[[1]]]]"#, Shape::Typed, &limits).is_err());
+/// ```
+pub fn check_json(
+    body: &[u8],
+    shape: Shape,
+    limits: &DecodeLimits,
+) -> Result<JsonCost, GatewayError> {
+    let cost = scan(body, limits.max_depth)?;
+    let estimate = cost.estimate(shape);
+    if estimate > limits.max_decoded_bytes {
+        return Err(GatewayError::DecodeBudget {
+            estimate,
+            limit: limits.max_decoded_bytes,
+        });
+    }
+    Ok(cost)
+}
+
+fn scan(body: &[u8], max_depth: usize) -> Result<JsonCost, GatewayError> {
+    let mut cost = JsonCost::default();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    // Whether a value has started since the last `[`, `{`, `,` or `:`.
+    let mut value_started = false;
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(too_deep(max_depth));
+                }
+                cost.depth = cost.depth.max(depth);
+                cost.values += 1;
+                cost.objects += usize::from(b == b'{');
+                value_started = false;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                value_started = true;
+            }
+            b',' | b':' => value_started = false,
+            b'"' => {
+                in_string = true;
+                if !value_started {
+                    cost.values += 1;
+                    value_started = true;
+                }
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            _ => {
+                if !value_started {
+                    cost.values += 1;
+                    value_started = true;
+                }
+            }
+        }
+    }
+    Ok(cost)
+}
+
+/// A 400 naming the depth limit.
+pub fn too_deep(max_depth: usize) -> GatewayError {
+    GatewayError::BadRequest {
+        message: format!("the input nests deeper than {max_depth} levels (limits.max_depth)"),
+        violation: None,
+    }
+}
+
+/// Refuses a dotted path (`a.b.c`: a query key or a field mask path) with
+/// more than `max_depth` segments, naming `what`.
+pub fn check_path_depth(path: &str, what: &str, max_depth: usize) -> Result<(), GatewayError> {
+    let segments = path.split('.').count();
+    if segments > max_depth {
+        return Err(GatewayError::bad_field(
+            what,
+            format!("{segments} nested fields exceed the limit of {max_depth} (limits.max_depth)"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cost(json: &str) -> JsonCost {
+        scan(json.as_bytes(), 1000).unwrap()
+    }
+
+    #[test]
+    fn counts_objects_and_values() {
+        assert_eq!(
+            cost(r#"{"a": 1, "b": [1, 2, "x,]"], "c": {"d": null}}"#),
+            JsonCost {
+                depth: 2,
+                objects: 2,
+                values: 12,
+            }
+        );
+        assert_eq!(cost("[]").values, 1);
+        assert_eq!(cost(r#""a\"b{""#).values, 1);
+        assert_eq!(cost(r#""a\"b{""#).depth, 0);
+    }
+
+    #[test]
+    fn depth_is_checked_while_scanning() {
+        let deep = "[".repeat(100_000);
+        let err = scan(deep.as_bytes(), 64).unwrap_err();
+        assert!(err.to_string().contains("64 levels"), "{err}");
+        assert_eq!(scan("[".repeat(64).as_bytes(), 64).unwrap().depth, 64);
+    }
+
+    #[test]
+    fn a_list_of_ones_is_expensive_only_where_values_are_messages() {
+        let body = format!("{{\"f\": [{}1]}}", "1,".repeat(100_000));
+        let c = cost(&body);
+        assert_eq!(c.values, 100_004);
+        let limits = DecodeLimits {
+            max_depth: 64,
+            max_decoded_bytes: 16 << 20,
+        };
+        assert!(check_json(body.as_bytes(), Shape::Typed, &limits).is_ok());
+        let err = check_json(body.as_bytes(), Shape::Dynamic, &limits).unwrap_err();
+        assert_eq!(err.http_status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn dotted_paths() {
+        assert!(check_path_depth("a.b.c", "q", 3).is_ok());
+        let err = check_path_depth("a.b.c.d", "q", 3).unwrap_err();
+        assert!(err.to_string().contains("limits.max_depth"), "{err}");
+    }
+}

@@ -1,0 +1,332 @@
+//! What the proto3 JSON mapping rejects and the decoder underneath would
+//! silently change: 64-bit integers out of range (read as floats and
+//! clamped to the type's limits), Timestamps with more than nine fractional
+//! digits (truncated) or a 60th second, Durations out of range or with more
+//! than nine fractional digits.
+//!
+//! Text values (query parameters, path variables) are checked before they
+//! are parsed. JSON bodies are decoded first; then the message is walked for
+//! *suspects* — a 64-bit integer at exactly its type's limit, any Timestamp
+//! or Duration — and only when there is one is the body read again to check
+//! what the client really sent.
+
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
+
+use crate::status::GatewayError;
+
+/// Checks an RFC 3339 timestamp as proto3 JSON allows it:
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z|±HH:MM`, years 0001-9999, at most nine
+/// fractional digits, seconds 00-59.
+///
+/// ```
+/// use protogate::transcode::strict::check_timestamp;
+/// assert!(check_timestamp("2024-02-29T23:59:59.123456789Z").is_ok());
+/// assert!(check_timestamp("2024-02-29T23:59:60Z").is_err());
+/// assert!(check_timestamp("2024-01-01T00:00:00.1234567891Z").is_err());
+/// ```
+pub fn check_timestamp(text: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{text:?} is not an RFC 3339 timestamp: {why}"));
+    let b = text.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<u32> {
+        let s = b.get(from..from + n)?;
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0')))
+    };
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if seps.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
+        return bad("expected YYYY-MM-DDTHH:MM:SS");
+    }
+    let (Some(year), Some(month), Some(day), Some(hour), Some(min), Some(sec)) = (
+        digits(0, 4),
+        digits(5, 2),
+        digits(8, 2),
+        digits(11, 2),
+        digits(14, 2),
+        digits(17, 2),
+    ) else {
+        return bad("expected YYYY-MM-DDTHH:MM:SS");
+    };
+    if year == 0 || !(1..=12).contains(&month) || day == 0 || day > days_in(year, month) {
+        return bad("no such date");
+    }
+    if hour > 23 || min > 59 || sec > 59 {
+        return bad("no such time of day (seconds run 00 to 59)");
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return bad("1 to 9 fractional digits");
+        }
+        i += 1 + n;
+    }
+    match &b[i.min(b.len())..] {
+        b"Z" => Ok(()),
+        [b'+' | b'-', _, _, b':', _, _] => match (digits(i + 1, 2), digits(i + 4, 2)) {
+            (Some(h), Some(m)) if h <= 23 && m <= 59 => Ok(()),
+            _ => bad("no such UTC offset"),
+        },
+        _ => bad("expected Z or a ±HH:MM offset at the end"),
+    }
+}
+
+fn days_in(year: u32, month: u32) -> u32 {
+    match month {
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Checks a proto3 JSON Duration: `-?seconds[.fraction]s`, at most nine
+/// fractional digits, within ±315,576,000,000 s (10,000 years).
+///
+/// ```
+/// use protogate::transcode::strict::check_duration;
+/// assert!(check_duration("1.5s").is_ok());
+/// assert!(check_duration("-315576000000s").is_ok());
+/// assert!(check_duration("315576000001s").is_err());
+/// assert!(check_duration("0.0000000001s").is_err());
+/// ```
+pub fn check_duration(text: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{text:?} is not a duration such as 1.5s: {why}"));
+    let Some(body) = text.strip_suffix('s') else {
+        return bad("it must end in s");
+    };
+    let body = body.strip_prefix('-').unwrap_or(body);
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    if whole.is_empty() || !whole.bytes().all(|c| c.is_ascii_digit()) {
+        return bad("expected whole seconds");
+    }
+    if body.contains('.') && (fraction.is_empty() || fraction.len() > 9) {
+        return bad("1 to 9 fractional digits");
+    }
+    if !fraction.bytes().all(|c| c.is_ascii_digit()) {
+        return bad("expected digits after the point");
+    }
+    match whole.parse::<u64>() {
+        Ok(s) if s <= 315_576_000_000 => Ok(()),
+        _ => bad("beyond ±315576000000s"),
+    }
+}
+
+/// One step from a message to a value inside it.
+#[derive(Debug, Clone)]
+enum Step {
+    Field(FieldDescriptor),
+    Index(usize),
+    Key(String),
+}
+
+/// A value the decoder may have changed, and where it is.
+struct Suspect {
+    path: Vec<Step>,
+    kind: SuspectKind,
+}
+
+enum SuspectKind {
+    Int64,
+    Uint64,
+    Timestamp,
+    Duration,
+}
+
+/// Checks what a decoded JSON body's suspects really were in `body`;
+/// reads the body again only when there is a suspect.
+pub fn check_decoded(msg: &DynamicMessage, body: &[u8], prefix: &str) -> Result<(), GatewayError> {
+    let mut suspects = Vec::new();
+    collect(msg, &mut Vec::new(), &mut suspects);
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    for s in suspects {
+        let Some(value) = locate(&json, msg, &s.path) else {
+            continue;
+        };
+        if let Err(why) = verify(&s.kind, value) {
+            return Err(GatewayError::bad_field(display(prefix, &s.path), why));
+        }
+    }
+    Ok(())
+}
+
+fn collect(msg: &DynamicMessage, path: &mut Vec<Step>, out: &mut Vec<Suspect>) {
+    for (field, value) in msg.fields() {
+        path.push(Step::Field(field.clone()));
+        match value {
+            Value::List(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    collect_value(&field.kind(), v, path, out);
+                    path.pop();
+                }
+            }
+            Value::Map(entries) => {
+                let value_kind = match field.kind() {
+                    Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                    other => other,
+                };
+                for (k, v) in entries {
+                    path.push(Step::Key(map_key_text(k)));
+                    collect_value(&value_kind, v, path, out);
+                    path.pop();
+                }
+            }
+            v => collect_value(&field.kind(), v, path, out),
+        }
+        path.pop();
+    }
+}
+
+fn collect_value(kind: &Kind, v: &Value, path: &mut Vec<Step>, out: &mut Vec<Suspect>) {
+    let kind = match (kind, v) {
+        (_, Value::I64(n)) if *n == i64::MAX || *n == i64::MIN => Some(SuspectKind::Int64),
+        (_, Value::U64(n)) if *n == u64::MAX => Some(SuspectKind::Uint64),
+        (Kind::Message(m), Value::Message(inner)) => match m.full_name() {
+            "google.protobuf.Timestamp" => Some(SuspectKind::Timestamp),
+            "google.protobuf.Duration" => Some(SuspectKind::Duration),
+            _ => {
+                collect(inner, path, out);
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        out.push(Suspect {
+            path: path.clone(),
+            kind,
+        });
+    }
+}
+
+fn map_key_text(k: &MapKey) -> String {
+    match k {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(n) => n.to_string(),
+        MapKey::I64(n) => n.to_string(),
+        MapKey::U32(n) => n.to_string(),
+        MapKey::U64(n) => n.to_string(),
+        MapKey::String(s) => s.clone(),
+    }
+}
+
+/// The JSON the client sent for `path` (fields by JSON or proto name; a
+/// wrapper's `value` is the wrapper's own JSON).
+fn locate<'a>(
+    json: &'a serde_json::Value,
+    root: &DynamicMessage,
+    path: &[Step],
+) -> Option<&'a serde_json::Value> {
+    let mut current = json;
+    let mut container = Some(root.descriptor());
+    for step in path {
+        current = match step {
+            Step::Field(f) => {
+                let wrapper = container
+                    .as_ref()
+                    .is_some_and(|m| crate::wkt::is_wrapper(m.full_name()));
+                container = f.kind().as_message().cloned();
+                if wrapper {
+                    current
+                } else {
+                    let obj = current.as_object()?;
+                    obj.get(f.json_name()).or_else(|| obj.get(f.name()))?
+                }
+            }
+            Step::Index(i) => current.as_array()?.get(*i)?,
+            Step::Key(k) => current.as_object()?.get(k)?,
+        };
+    }
+    Some(current)
+}
+
+fn verify(kind: &SuspectKind, value: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value as J;
+    match (kind, value) {
+        (SuspectKind::Int64, J::Number(n)) if !n.is_i64() => {
+            Err(format!("{n} is out of range for a 64-bit integer"))
+        }
+        (SuspectKind::Uint64, J::Number(n)) if !n.is_u64() => Err(format!(
+            "{n} is out of range for an unsigned 64-bit integer"
+        )),
+        (SuspectKind::Timestamp, J::String(s)) => check_timestamp(s),
+        (SuspectKind::Duration, J::String(s)) => check_duration(s),
+        _ => Ok(()),
+    }
+}
+
+fn display(prefix: &str, path: &[Step]) -> String {
+    let mut out = prefix.to_string();
+    for step in path {
+        match step {
+            Step::Field(f) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(f.json_name());
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+            Step::Key(k) => out.push_str(&format!("[{k:?}]")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        for ok in [
+            "1970-01-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "2024-02-29T12:00:00+05:30",
+            "2024-02-29T12:00:00.5-08:00",
+        ] {
+            assert!(check_timestamp(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01T00:00:60Z",
+            "2024-01-01T00:00:00.Z",
+            "2024-01-01T00:00:00.1234567890Z",
+            "2024-01-01T00:00:00",
+            "2024-01-01 00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "2024-01-01T00:00:00+25:00",
+            "2024-01-01T00:00:00Zjunk",
+        ] {
+            assert!(check_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for ok in ["0s", "1s", "-1.5s", "0.000000001s", "315576000000s"] {
+            assert!(check_duration(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "1",
+            "s",
+            "1.s",
+            "1.0000000001s",
+            "315576000001s",
+            "--1s",
+            "1e3s",
+        ] {
+            assert!(check_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
