@@ -266,3 +266,63 @@ fn serve_refuses_to_start_on_bad_config() {
         "{err}"
     );
 }
+
+/// Waits (bounded) until `url` answers `status`.
+async fn until_status(url: &str, status: u16, what: &str) {
+    for _ in 0..500 {
+        if reqwest::get(url).await.is_ok_and(|r| r.status() == status) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{what}: {url} never answered {status}");
+}
+
+#[tokio::test]
+async fn serve_reloads_on_sighup_and_when_routes_yaml_changes() {
+    let (backend, _) = common::start_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |prefix: &str| {
+        format!(
+            "upstreams: {{library: {{url: '{}'}}}}\nhttp:\n  rules:\n    - selector: library.v1.LibraryService.SearchBooks\n      get: /{prefix}/search/{{query}}\n",
+            backend.url()
+        )
+    };
+    let routes = write(dir.path(), "routes.yaml", &yaml("first"));
+    let (child, addr) = serve(
+        &["--routes", routes.to_str().unwrap(), "--watch", "false"],
+        &[],
+    );
+    until_status(&format!("http://{addr}/first/search/x"), 200, "start").await;
+
+    // With the watch off, only the signal reloads.
+    std::fs::write(&routes, yaml("second")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        reqwest::get(format!("http://{addr}/second/search/x"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    until_status(&format!("http://{addr}/second/search/x"), 200, "SIGHUP").await;
+    drop(child);
+
+    // The watch is on by default: a change to routes.yaml reloads.
+    let (_child, addr) = serve(&["--routes", routes.to_str().unwrap()], &[]);
+    until_status(&format!("http://{addr}/second/search/x"), 200, "restart").await;
+    std::fs::write(&routes, yaml("third")).unwrap();
+    until_status(&format!("http://{addr}/third/search/x"), 200, "file change").await;
+    assert_eq!(
+        reqwest::get(format!("http://{addr}/second/search/x"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}

@@ -384,3 +384,68 @@ async fn a_request_in_flight_finishes_on_the_snapshot_it_started_with() {
         .unwrap();
     assert_eq!(new["book_count"], "3", "{new}");
 }
+
+#[tokio::test]
+async fn the_mock_state_stub_counts_and_stub_watch_survive_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let stubs = dir.path().join("stubs");
+    std::fs::create_dir(&stubs).unwrap();
+    let stub = |theme: &str| {
+        format!(
+            "id: pinned\nmethod: library.v1.LibraryService.GetBook\ntimes: 2\nresponse: {{message: {{title: {theme}}}}}\n"
+        )
+    };
+    std::fs::write(stubs.join("book.yaml"), stub("pinned")).unwrap();
+    let routes = dir.path().join("routes.yaml");
+    let config = |pretty: bool| {
+        format!(
+            "mock: {{enabled: true, stubs: '{}', stateful: [library.v1.LibraryService]}}\njson: {{pretty: {pretty}}}\n",
+            stubs.display()
+        )
+    };
+    std::fs::write(&routes, config(false)).unwrap();
+    let gw = gateway(settings(&routes), Resources::default()).await;
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/v1/shelves?shelfId=kept", gw.url))
+        .header("content-type", "application/json")
+        .body(r#"{"theme": "survives reloads"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let title = |b: serde_json::Value| b["title"].as_str().unwrap_or_default().to_string();
+    let book = || async {
+        let r = reqwest::get(format!("{}/v1/shelves/1/books/1", gw.url))
+            .await
+            .unwrap();
+        r.json::<serde_json::Value>().await.unwrap()
+    };
+    assert_eq!(title(book().await), "pinned");
+
+    std::fs::write(&routes, config(true)).unwrap();
+    assert_eq!(reload(&gw.admin).await.0, 200);
+
+    // The stateful store kept the shelf.
+    let shelf: serde_json::Value = reqwest::get(format!("{}/v1/shelves/kept", gw.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shelf["theme"], "survives reloads", "{shelf}");
+    // The stub had one use left, not two.
+    assert_eq!(title(book().await), "pinned");
+    assert_ne!(title(book().await), "pinned");
+
+    // The one stub watch now reloads the new snapshot's stubs.
+    std::fs::write(stubs.join("book.yaml"), stub("edited")).unwrap();
+    let started = Instant::now();
+    while title(book().await) != "edited" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stub edit not seen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

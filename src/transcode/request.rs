@@ -46,7 +46,27 @@ impl Default for RequestOptions {
     }
 }
 
-/// Builds the request message for `route`.
+/// Builds the request message for `route`: the body (all of it, one field,
+/// or none), then the query, then the path bindings, which win.
+///
+/// ```
+/// use protogate::transcode::{RequestInput, RequestOptions, build_request};
+///
+/// let pool = protogate::descriptors::load(&["descriptors".into()]).unwrap().pool;
+/// let table = protogate::routing::rules::build(&pool, &[], &Default::default()).unwrap();
+/// let method = http::Method::GET;
+/// let hit = table.matcher.find(&method, "/v1/shelves/1/books").unwrap();
+/// let input = RequestInput {
+///     http_method: &method,
+///     bindings: &hit.bindings,
+///     query: Some("pageSize=2&filter.genre=FICTION"),
+///     body: b"",
+///     content_type: None,
+/// };
+/// let msg = build_request(&table.routes[hit.route], &input, &RequestOptions::default()).unwrap();
+/// let json = serde_json::to_value(&msg).unwrap();
+/// assert_eq!(json, serde_json::json!({"parent": "shelves/1", "pageSize": 2, "filter": {"genre": "FICTION"}}));
+/// ```
 pub fn build_request(
     route: &Route,
     input: &RequestInput<'_>,

@@ -59,7 +59,22 @@ pub enum RenderedBody {
     },
 }
 
-/// Decodes the upstream message and renders it for `route`.
+/// Decodes the upstream message and renders it for `route`: the whole
+/// message, or its `response_body` field; JSON, or an HttpBody's own bytes.
+///
+/// ```
+/// use prost::Message;
+/// use prost_reflect::DynamicMessage;
+/// use protogate::transcode::{RenderedBody, ResponseOptions, render_response};
+///
+/// let pool = protogate::descriptors::load(&["descriptors".into()]).unwrap().pool;
+/// let table = protogate::routing::rules::build(&pool, &[], &Default::default()).unwrap();
+/// let hit = table.matcher.find(&http::Method::GET, "/v1/shelves/1").unwrap();
+/// let route = &table.routes[hit.route];
+/// let shelf = DynamicMessage::deserialize(route.method.output(), serde_json::json!({"name": "shelves/1", "bookCount": "3"})).unwrap();
+/// let RenderedBody::Json(body) = render_response(route, &shelf.encode_to_vec(), &ResponseOptions::default()).unwrap() else { panic!() };
+/// assert_eq!(&body[..], br#"{"name":"shelves/1","bookCount":"3"}"#);
+/// ```
 pub fn render_response(
     route: &Route,
     encoded: &[u8],
