@@ -80,6 +80,9 @@ pub enum GatewayError {
         /// The offending field, if any.
         violation: Option<FieldViolation>,
     },
+    /// The client did not send the whole body in time.
+    #[error("the request body did not arrive within {}s (limits.body_read_timeout)", .0.as_secs_f64())]
+    BodyTimeout(Duration),
     /// The body exceeds the configured limit.
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge {
@@ -91,6 +94,19 @@ pub enum GatewayError {
     UnsupportedMediaType {
         /// What the client sent.
         content_type: String,
+    },
+    /// The request's headers, or the metadata they would become, are over
+    /// the limit.
+    #[error("{what} of {size} bytes exceed the limit of {limit} bytes ({setting})")]
+    HeadersTooLarge {
+        /// What is too large: `request headers` or `metadata`.
+        what: &'static str,
+        /// Their size, as HTTP/2 counts it.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// The setting that sets the limit.
+        setting: &'static str,
     },
     /// Decoding the request would take more memory than allowed.
     #[error(
@@ -157,10 +173,11 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { .. } => Code::Unimplemented,
             GatewayError::BadRequest { .. } => Code::InvalidArgument,
             GatewayError::PayloadTooLarge { .. } => Code::ResourceExhausted,
+            GatewayError::BodyTimeout(_) => Code::DeadlineExceeded,
             GatewayError::UnsupportedMediaType { .. } => Code::InvalidArgument,
-            GatewayError::MessageTooLarge { .. } | GatewayError::DecodeBudget { .. } => {
-                Code::ResourceExhausted
-            }
+            GatewayError::MessageTooLarge { .. }
+            | GatewayError::DecodeBudget { .. }
+            | GatewayError::HeadersTooLarge { .. } => Code::ResourceExhausted,
             GatewayError::MalformedFrame(_) => Code::Internal,
             GatewayError::Cancelled(_) => Code::Cancelled,
             GatewayError::Unimplemented(_) => Code::Unimplemented,
@@ -176,12 +193,14 @@ impl GatewayError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::PayloadTooLarge { .. }
             | GatewayError::MessageTooLarge { .. }
             | GatewayError::DecodeBudget { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::MalformedFrame(_) => StatusCode::BAD_REQUEST,
+            GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             // An upstream that says OK without a message is not a success.
             GatewayError::Upstream(s) if s.code() == Code::Ok => StatusCode::BAD_GATEWAY,
             other => http_status(other.code()),

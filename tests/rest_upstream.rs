@@ -261,3 +261,90 @@ async fn invalid_grpc_status_is_not_a_success() {
     );
     assert_failure(&r, r.status);
 }
+
+#[tokio::test]
+async fn an_http1_only_upstream_is_502() {
+    // What an HTTP/1.1 server answers to the HTTP/2 connection preface.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\nconnection: close\r\n\r\nBad Request")
+                    .await;
+                // A lingering close, as real servers do: drain, then drop.
+                let _ = socket.shutdown().await;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                    while socket.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                })
+                .await;
+            });
+        }
+    });
+    let (gw, _) = common::start_gateway("", Some(&format!("http://{addr}"))).await;
+    let j = assert_failure(
+        &get(&reqwest::Client::new(), &gw, "/v1/shelves/1").await,
+        502,
+    );
+    assert!(j["message"].as_str().unwrap().contains("HTTP/2"), "{j}");
+}
+
+#[tokio::test]
+async fn an_upstream_message_over_max_response_bytes_is_502() {
+    let app = axum::Router::new()
+        .fallback(|| async { grpc_reply(shelf_frame(), &[("grpc-status", "0")]) });
+    let addr = serve_fake(app).await;
+    let (gw, _) = common::start_gateway(
+        "limits: {max_response_bytes: 8}",
+        Some(&format!("http://{addr}")),
+    )
+    .await;
+    let j = assert_failure(
+        &get(&reqwest::Client::new(), &gw, "/v1/shelves/1").await,
+        502,
+    );
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_response_bytes"),
+        "{j}"
+    );
+}
+
+#[tokio::test]
+async fn a_badly_encoded_grpc_message_keeps_its_status_and_shows_raw() {
+    let (gw, client) = gateway_before(|| {
+        grpc_reply(
+            vec![],
+            &[("grpc-status", "5"), ("grpc-message", "100%ZZ gone %FF")],
+        )
+    })
+    .await;
+    let r = get(&client, &gw, "/v1/shelves/1").await;
+    let j = r.assert_error(404, 5);
+    assert_eq!(j["message"], "100%ZZ gone %FF", "{j}");
+}
+
+#[tokio::test]
+async fn status_details_that_are_not_base64_do_not_break_the_answer() {
+    let (gw, client) = gateway_before(|| {
+        let mut h = grpc_head();
+        h.insert("grpc-status", HeaderValue::from_static("7"));
+        h.insert("grpc-message", HeaderValue::from_static("no"));
+        h.insert(
+            "grpc-status-details-bin",
+            HeaderValue::from_static("!!!not base64!!!"),
+        );
+        h.into_response()
+    })
+    .await;
+    for _ in 0..3 {
+        let r = get(&client, &gw, "/v1/shelves/1").await;
+        r.assert_error(403, 7);
+    }
+}

@@ -19,6 +19,7 @@ use crate::config::{Config, ConfigError};
 use crate::descriptors::{self, DescriptorError, DescriptorSource};
 use crate::pipeline::{Hooks, Target};
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
+use crate::transcode::budget::DecodeLimits;
 use crate::transcode::{RequestOptions, ResponseOptions};
 use crate::upstream::mock::MockBackend;
 use crate::upstream::mock::stubs::StubError;
@@ -303,6 +304,11 @@ impl Gateway {
             request_options: RequestOptions {
                 unknown_fields: config.json.unknown_fields,
                 unknown_query_params: config.json.unknown_query_params,
+                limits: DecodeLimits {
+                    max_depth: config.limits.max_depth,
+                    max_decoded_bytes: usize::try_from(config.limits.max_decoded_bytes.0)
+                        .unwrap_or(usize::MAX),
+                },
             },
             response_options: ResponseOptions::from(&config.json),
             max_body_bytes: config.limits.max_body_bytes.0,
@@ -359,7 +365,9 @@ fn method_targets(
             let timeout = timeout_for(config, &method)
                 .or(upstream_timeout)
                 .unwrap_or(config.limits.default_timeout.0);
-            let target = Target::new(method, backend.clone(), label.clone(), timeout);
+            let mut target = Target::new(method, backend.clone(), label.clone(), timeout);
+            target.max_metadata_bytes =
+                usize::try_from(config.limits.max_metadata_bytes.0).unwrap_or(usize::MAX);
             out.insert(target.path.as_str().to_string(), Arc::new(target));
         }
     }

@@ -129,6 +129,15 @@ impl Exchange {
             headers: d.headers,
         };
         self.hooks.on_call(&mut call, &info)?;
+        let size = metadata_size(&call.metadata);
+        if size > target.max_metadata_bytes {
+            return Err(GatewayError::HeadersTooLarge {
+                what: "request metadata",
+                size,
+                limit: target.max_metadata_bytes,
+                setting: "limits.max_metadata_bytes",
+            });
+        }
         let late = Late {
             deadline,
             timeout,
@@ -190,6 +199,17 @@ impl Drop for Exchange {
             self.report(gone.http_status(), Err(&gone));
         }
     }
+}
+
+/// The size of `md` as HTTP/2 counts a header list (RFC 9113 §6.5.2: name,
+/// value and 32 bytes per entry), which is what servers limit: one
+/// request's oversized metadata must never reach (and break) the upstream
+/// connection other calls share.
+fn metadata_size(md: &MetadataMap) -> usize {
+    md.as_ref()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 32)
+        .sum()
 }
 
 /// Decides what a failure really was: the client's malformed message first,

@@ -29,7 +29,15 @@ pub struct Target {
     pub timeout: Duration,
     /// Whether the backend reads [`crate::call::CallContext`].
     pub wants_context: bool,
+    /// The largest request metadata sent on (as HTTP/2 counts header lists).
+    pub max_metadata_bytes: usize,
 }
+
+/// Metadata size limit when none is configured: below the smallest default
+/// of common gRPC servers (gRPC C-core's 8 KiB soft limit, counted with the
+/// pseudo-headers and the gateway's own headers; tonic/hyper and grpc-go
+/// accept 16 KiB and more).
+pub const DEFAULT_MAX_METADATA_BYTES: usize = 7 * 1024;
 
 impl Target {
     /// A target for `method` through `backend` (named `upstream`).
@@ -47,6 +55,7 @@ impl Target {
             backend,
             upstream,
             timeout,
+            max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
         }
     }
 

@@ -52,6 +52,18 @@ const RESERVED: &[&str] = &[
 /// Serves one gRPC call.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     let mut exchange = Exchange::begin(gw.hooks.clone(), Protocol::Grpc, req.method().clone());
+    if req.method() != http::Method::POST {
+        // gRPC is POST only; anything else is a client speaking HTTP, not gRPC.
+        let e = GatewayError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            allowed: vec!["POST".into()],
+        };
+        let mut resp = super::rest::error_response(&gw, &e, false);
+        resp.headers_mut().extend(status_trailers(&to_status(&e)));
+        exchange.finish(resp.status(), Err(&e));
+        return resp;
+    }
     match serve(&gw, &mut exchange, req).await {
         Ok(response) => streamed(response, exchange),
         Err(e) => {

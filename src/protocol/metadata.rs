@@ -58,12 +58,21 @@ pub fn request_metadata(
             md.append_bin(k, BinaryMetadataValue::from_bytes(&decoded));
         } else {
             let k = MetadataKey::from_bytes(key.as_bytes()).map_err(|_| bad("invalid key"))?;
+            // HTTP allows obs-text (0x80-0xFF) in values; gRPC metadata does not.
+            if !is_visible_ascii(value.as_bytes()) {
+                return Err(bad("value is not visible ASCII"));
+            }
             let v = AsciiMetadataValue::try_from(value.as_bytes())
                 .map_err(|_| bad("value is not visible ASCII"))?;
             md.append(k, v);
         }
     }
     Ok(md)
+}
+
+/// Printable ASCII, space and tab: what an ASCII gRPC metadata value may hold.
+pub fn is_visible_ascii(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 fn decode_base64(v: &[u8]) -> Option<Vec<u8>> {

@@ -45,6 +45,7 @@ async fn serve(
     pretty: bool,
 ) -> Result<Response<Body>, GatewayError> {
     let (parts, body) = req.into_parts();
+    check_transfer_encoding(&parts.headers)?;
     let (route, hit) = resolve(gw, &parts)?;
     if let Some(target) = gw.route_targets.get(route.id) {
         exchange.resolve(target.clone());
@@ -55,7 +56,13 @@ async fn serve(
             route.method.full_name()
         )));
     }
-    let body = read_body(&parts.headers, body, gw.max_body_bytes).await?;
+    let limits = &gw.config.limits;
+    let body = tokio::time::timeout(
+        limits.body_read_timeout.0,
+        read_body(&parts.headers, body, gw.max_body_bytes),
+    )
+    .await
+    .map_err(|_| GatewayError::BodyTimeout(limits.body_read_timeout.0))??;
     let input = RequestInput {
         http_method: &parts.method,
         bindings: &hit.bindings,
@@ -75,6 +82,27 @@ async fn serve(
     };
     let reply = exchange.dispatch(dispatch).await?.into_unary().await?;
     encode(gw, route, &reply.metadata, &reply.message, pretty)
+}
+
+/// Only `chunked` is decoded: a body in another transfer coding (`gzip,
+/// chunked`) would reach the JSON decoder still encoded.
+fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), GatewayError> {
+    for v in headers.get_all(header::TRANSFER_ENCODING) {
+        let chunked_only = v.to_str().is_ok_and(|t| {
+            t.split(',')
+                .all(|c| c.trim().eq_ignore_ascii_case("chunked"))
+        });
+        if !chunked_only {
+            return Err(GatewayError::bad_field(
+                "header transfer-encoding",
+                format!(
+                    "{:?} is not supported: send the body uncompressed, chunked or with a content-length",
+                    String::from_utf8_lossy(v.as_bytes())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The route a request's method and path match.

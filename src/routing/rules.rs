@@ -77,6 +77,10 @@ pub struct Route {
     pub key: String,
     /// The rendered response type holds map fields (their JSON entries get sorted).
     pub renders_maps: bool,
+    /// The request type can hold `google.protobuf.Struct`, `Value`,
+    /// `ListValue` or `Any`, where every JSON value may decode to a message
+    /// (the decoding budget counts it so).
+    pub dynamic_json: bool,
 }
 
 impl Route {
@@ -393,6 +397,15 @@ fn compile_route(
         update_mask,
         key: format!("{http_method} {template}"),
         renders_maps: rendered.is_some_and(|m| holds_maps(&m)),
+        dynamic_json: reaches(&input, |m| {
+            matches!(
+                m.full_name(),
+                "google.protobuf.Struct"
+                    | "google.protobuf.Value"
+                    | "google.protobuf.ListValue"
+                    | "google.protobuf.Any"
+            )
+        }),
         id,
         http_method,
         template,
@@ -417,6 +430,29 @@ fn update_mask_field(input: &MessageDescriptor) -> Option<FieldDescriptor> {
     let mut masks = input.fields().filter(is_mask);
     let first = masks.next();
     if masks.next().is_some() { None } else { first }
+}
+
+/// True when `desc`, or a message type reachable through its fields, is
+/// one that `is` picks.
+pub fn reaches(desc: &MessageDescriptor, is: impl Fn(&MessageDescriptor) -> bool) -> bool {
+    fn walk(
+        desc: &MessageDescriptor,
+        is: &dyn Fn(&MessageDescriptor) -> bool,
+        seen: &mut Vec<String>,
+    ) -> bool {
+        if is(desc) {
+            return true;
+        }
+        if seen.iter().any(|s| s == desc.full_name()) {
+            return false;
+        }
+        seen.push(desc.full_name().to_string());
+        desc.fields().any(|f| match f.kind() {
+            prost_reflect::Kind::Message(m) => walk(&m, is, seen),
+            _ => false,
+        })
+    }
+    walk(desc, &is, &mut Vec::new())
 }
 
 /// True when `desc` holds a map field, directly or in a nested message

@@ -1,7 +1,9 @@
 //! JSON ↔ protobuf transcoding for REST. Pure: depends on routing and
 //! prost-reflect, never on the HTTP server.
 
+mod body;
 pub mod budget;
+pub mod params;
 pub mod query;
 pub mod request;
 pub mod response;

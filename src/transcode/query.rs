@@ -18,9 +18,9 @@ pub fn parse_value(field: &FieldDescriptor, text: &str) -> Result<Value, String>
 }
 
 fn parse_kind(kind: &Kind, text: &str) -> Result<Value, String> {
+    // No trimming: `1%0A` is not the number 1.
     fn num<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
-        text.trim()
-            .parse::<T>()
+        text.parse::<T>()
             .map_err(|_| format!("{text:?} is not {what}"))
     }
     Ok(match kind {
@@ -59,6 +59,11 @@ fn parse_kind(kind: &Kind, text: &str) -> Result<Value, String> {
 fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage, String> {
     match desc.full_name() {
         name if crate::wkt::is_string_form(name) => {
+            match name {
+                "google.protobuf.Timestamp" => super::strict::check_timestamp(text)?,
+                "google.protobuf.Duration" => super::strict::check_duration(text)?,
+                _ => {}
+            }
             let v = serde_json::Value::String(text.to_string());
             DynamicMessage::deserialize(desc.clone(), v).map_err(|e| {
                 let hint = match desc.full_name() {
@@ -193,6 +198,16 @@ pub fn set_path(
         return Err(format!("{} is not a map", leaf.name()));
     }
     let value = parse_value(leaf, text)?;
+    if let Some(oneof) = leaf.containing_oneof()
+        && let Some(other) = oneof.fields().find(|f| f != leaf && target.has_field(f))
+    {
+        return Err(format!(
+            "{} and {} are members of oneof {}: set only one",
+            other.name(),
+            leaf.name(),
+            oneof.name()
+        ));
+    }
     if leaf.is_list() {
         if let Value::List(l) = target.get_field_mut(leaf) {
             l.push(value);

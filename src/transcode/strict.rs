@@ -138,16 +138,39 @@ enum SuspectKind {
 /// Checks what a decoded JSON body's suspects really were in `body`;
 /// reads the body again only when there is a suspect.
 pub fn check_decoded(msg: &DynamicMessage, body: &[u8], prefix: &str) -> Result<(), GatewayError> {
-    let mut suspects = Vec::new();
-    collect(msg, &mut Vec::new(), &mut suspects);
+    let suspects = suspects(msg);
     if suspects.is_empty() {
         return Ok(());
     }
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return Ok(());
-    };
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(json) => check_suspects(msg, &json, suspects, prefix),
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`check_decoded`] for a body already read as JSON.
+pub fn check_decoded_json(
+    msg: &DynamicMessage,
+    json: &serde_json::Value,
+    prefix: &str,
+) -> Result<(), GatewayError> {
+    check_suspects(msg, json, suspects(msg), prefix)
+}
+
+fn suspects(msg: &DynamicMessage) -> Vec<Suspect> {
+    let mut out = Vec::new();
+    collect(msg, &mut Vec::new(), &mut out);
+    out
+}
+
+fn check_suspects(
+    msg: &DynamicMessage,
+    json: &serde_json::Value,
+    suspects: Vec<Suspect>,
+    prefix: &str,
+) -> Result<(), GatewayError> {
     for s in suspects {
-        let Some(value) = locate(&json, msg, &s.path) else {
+        let Some(value) = locate(json, msg, &s.path) else {
             continue;
         };
         if let Err(why) = verify(&s.kind, value) {

@@ -153,6 +153,18 @@ fn classify(status: Status, url: &str, timeout: Duration) -> GatewayError {
             GatewayError::BadGateway(format!("{url}: response ended without grpc-status"))
         }
         Some(UpstreamFault::Timeout) => GatewayError::DeadlineExceeded(timeout),
+        // tonic refuses an oversized message itself, as OUT_OF_RANGE: that is
+        // the upstream's fault, not the client's.
+        None if status.code() == tonic::Code::OutOfRange
+            && status
+                .message()
+                .starts_with("Error, decoded message length too large") =>
+        {
+            GatewayError::BadGateway(format!(
+                "{url}: {} (limits.max_response_bytes)",
+                status.message().trim_start_matches("Error, ")
+            ))
+        }
         None => GatewayError::Upstream(status),
     }
 }
@@ -196,6 +208,8 @@ impl tower::Service<http::Request<Body>> for Checked {
                     content_type
                 ))) as BoxError);
             }
+            let mut resp = resp;
+            sanitize_status(resp.headers_mut());
             let trailers_only = match resp.headers().get("grpc-status") {
                 None => false,
                 Some(v) if valid_status(v) => true,
@@ -215,6 +229,40 @@ impl tower::Service<http::Request<Body>> for Checked {
     }
 }
 
+/// Makes an upstream's status headers safe for tonic to read: a
+/// `grpc-message` that is not valid percent-encoded UTF-8 is re-encoded so
+/// that the client sees it raw (tonic would otherwise replace the status
+/// with UNKNOWN), and a `grpc-status-details-bin` that is not base64 is
+/// dropped (tonic would panic on it).
+fn sanitize_status(headers: &mut http::HeaderMap) {
+    if let Some(m) = headers.get("grpc-message")
+        && percent_encoding::percent_decode(m.as_bytes())
+            .decode_utf8()
+            .is_err()
+    {
+        let raw = String::from_utf8_lossy(m.as_bytes()).into_owned();
+        let encoded =
+            percent_encoding::utf8_percent_encode(&raw, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        if let Ok(v) = http::HeaderValue::from_str(&encoded) {
+            headers.insert("grpc-message", v);
+        }
+    }
+    if let Some(d) = headers.get("grpc-status-details-bin") {
+        use base64::Engine;
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        // The decoder tonic uses: standard alphabet, padding optional.
+        let b64 = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
+        if b64.decode(d.as_bytes()).is_err() {
+            tracing::warn!("upstream sent grpc-status-details-bin that is not base64; dropping it");
+            headers.remove("grpc-status-details-bin");
+        }
+    }
+}
+
 /// tonic's channel enforces `grpc-timeout` itself and reports it as a
 /// transport error; that is a deadline, not an unreachable upstream.
 fn transport_fault(e: &(dyn std::error::Error + 'static)) -> UpstreamFault {
@@ -222,6 +270,20 @@ fn transport_fault(e: &(dyn std::error::Error + 'static)) -> UpstreamFault {
     while let Some(s) = src {
         if s.is::<tonic::TimeoutExpired>() {
             return UpstreamFault::Timeout;
+        }
+        // The peer answered, but not in HTTP/2 (an HTTP/1.1 server reading
+        // the connection preface): a bad gateway, not an unreachable one.
+        if let Some(h2) = s.downcast_ref::<h2::Error>()
+            && !h2.is_io()
+            && !h2.is_remote()
+            && h2.reason().is_some_and(|r| {
+                r == h2::Reason::PROTOCOL_ERROR || r == h2::Reason::FRAME_SIZE_ERROR
+            })
+        {
+            return UpstreamFault::NotGrpc(format!(
+                "the upstream does not speak HTTP/2 (gRPC): {}",
+                error_chain(e)
+            ));
         }
         src = s.source();
     }
@@ -266,7 +328,10 @@ impl HttpBody for CheckedBody {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(t) = frame.trailers_mut() {
+                    sanitize_status(t);
+                }
                 if let Some(t) = frame.trailers_ref() {
                     match t.get("grpc-status") {
                         Some(v) if valid_status(v) => self.status_seen = true,

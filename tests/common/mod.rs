@@ -272,3 +272,102 @@ impl Reply {
         j
     }
 }
+
+/// A real tonic server whose one service (`hardening.v1.ProbeService`, of
+/// tests/fixtures/hardening) answers every unary method with the request
+/// message it was sent, as raw bytes: a backend for test descriptors that
+/// have no generated code.
+pub async fn start_echo() -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let incoming = TcpListenerStream::new(listener);
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(echo::EchoAll)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Running::new(addr, tx)
+}
+
+pub mod echo {
+    //! The echo service behind [`super::start_echo`].
+    use std::convert::Infallible;
+    use std::task::{Context, Poll};
+
+    use bytes::{Buf, BufMut, Bytes};
+    use futures_util::future::{BoxFuture, Ready, ready};
+    use tonic::body::Body;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    /// Echoes every unary call of its service.
+    #[derive(Clone)]
+    pub struct EchoAll;
+
+    impl tonic::server::NamedService for EchoAll {
+        const NAME: &'static str = "hardening.v1.ProbeService";
+    }
+
+    impl tower::Service<http::Request<Body>> for EchoAll {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(Raw);
+                Ok(grpc.unary(Echo, req).await)
+            })
+        }
+    }
+
+    struct Echo;
+
+    impl tonic::server::UnaryService<Bytes> for Echo {
+        type Response = Bytes;
+        type Future = Ready<Result<tonic::Response<Bytes>, tonic::Status>>;
+        fn call(&mut self, req: tonic::Request<Bytes>) -> Self::Future {
+            ready(Ok(tonic::Response::new(req.into_inner())))
+        }
+    }
+
+    #[derive(Clone, Copy, Default)]
+    struct Raw;
+
+    impl Codec for Raw {
+        type Encode = Bytes;
+        type Decode = Bytes;
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+
+    impl Encoder for Raw {
+        type Item = Bytes;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            dst.put(item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for Raw {
+        type Item = Bytes;
+        type Error = tonic::Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+            Ok(Some(src.copy_to_bytes(src.remaining())))
+        }
+    }
+}

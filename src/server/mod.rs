@@ -2,6 +2,9 @@
 //! Every request reads the live snapshot once, at arrival, and keeps it to
 //! the end (see [`crate::live`]).
 
+pub mod conn;
+mod rewrite;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use tower_http::trace::TraceLayer;
 use crate::admin;
 use crate::live::Live;
 use crate::protocol::{grpc, rest};
+use conn::ListenerLimits;
 
 /// The router: gRPC requests (by content type) go to the native gRPC adapter,
 /// every other request to the REST adapter, which matches against the
@@ -44,21 +48,21 @@ pub async fn serve_admin(
     live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, admin::router(live))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = ListenerLimits::from(&live.current().config.limits);
+    conn::serve(listener, admin::router(live), limits, shutdown).await
 }
 
 /// Serves HTTP/1.1 and HTTP/2 (h2c) on `listener` until `shutdown` resolves;
-/// requests in flight then finish before this returns.
+/// requests in flight then finish before this returns. The listener's
+/// limits (`limits.header_read_timeout`, `idle_timeout`, `max_connections`,
+/// `max_header_bytes`) are read once, here: changing them needs a restart.
 pub async fn serve(
     listener: TcpListener,
     live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(live))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = ListenerLimits::from(&live.current().config.limits);
+    conn::serve(listener, router(live), limits, shutdown).await
 }
 
 /// Binds `addr` and serves in a background task; returns the bound address

@@ -1,0 +1,245 @@
+//! The listener: accepts connections up to a maximum, serves HTTP/1.1 and
+//! HTTP/2 (h2c) on each with the limits that keep slow or idle clients from
+//! holding resources (header read timeout, idle timeout, header size), and
+//! shuts down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::rewrite::JsonErrors;
+use crate::config::Limits;
+
+/// What the listener enforces (from `limits:`; read when the listener
+/// starts).
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerLimits {
+    /// Longest wait for a request head, idle keep-alive time included.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// The largest request head.
+    pub max_header_bytes: usize,
+}
+
+impl From<&Limits> for ListenerLimits {
+    fn from(l: &Limits) -> Self {
+        ListenerLimits {
+            header_read_timeout: l.header_read_timeout.0,
+            idle_timeout: l.idle_timeout.0,
+            max_connections: l.max_connections.max(1),
+            max_header_bytes: usize::try_from(l.max_header_bytes.0).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`; then stops accepting,
+/// asks every connection to finish (in-flight requests complete) and
+/// returns when they have.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ListenerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let builder = Arc::new(builder(&limits));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let open = Arc::new(Semaphore::new(0));
+    let mut conns = 0u32;
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { break };
+        let (tcp, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (builder, router, stop, open) = (
+            builder.clone(),
+            router.clone(),
+            stop_rx.clone(),
+            open.clone(),
+        );
+        conns = conns.saturating_add(1);
+        tokio::spawn(async move {
+            connection(tcp, &builder, router, limits, stop).await;
+            drop(slot);
+            open.add_permits(1);
+        });
+    }
+    let _ = stop_tx.send(true);
+    // Every connection task adds one permit when it ends.
+    let _ = open.acquire_many(conns).await;
+    Ok(())
+}
+
+fn builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// One connection: served until it ends, goes idle, or the server stops.
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    builder: &auto::Builder<TokioExecutor>,
+    router: Router,
+    limits: ListenerLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    let tracked = activity.clone();
+    let service = router.map_request(move |req: Request<hyper::body::Incoming>| {
+        tracked.begin();
+        req
+    });
+    let tracked = activity.clone();
+    let service = service.map_response(move |resp: Response<Body>| {
+        let guard = InFlight(tracked.clone());
+        resp.map(|body| {
+            Body::new(GuardedBody {
+                inner: body,
+                _guard: guard,
+            })
+        })
+    });
+    let io = TokioIo::new(JsonErrors::new(tcp, limits.max_header_bytes));
+    let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = activity.idle_for(limits.idle_timeout), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = stop.wait_for(|s| *s), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
+
+/// Requests in flight on a connection, and when the last one started or ended.
+struct Activity {
+    born: Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            born: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+    }
+
+    /// Resolves once the connection has had no request in flight for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let quiet_since =
+                self.born + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let due = quiet_since + idle;
+            if self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= due {
+                return;
+            }
+            // Check again when the connection could next become idle long enough.
+            let next = if self.in_flight.load(Ordering::Acquire) == 0 {
+                due
+            } else {
+                Instant::now() + idle
+            };
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+/// Ends a request's "in flight" when its response body is done or dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+/// A response body that holds its request's [`InFlight`] guard.
+struct GuardedBody {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

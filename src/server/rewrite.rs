@@ -1,0 +1,166 @@
+//! Requests hyper cannot parse (a malformed request line, bad header bytes,
+//! a bad Content-Length, a URI or header block over the limits) never reach
+//! the router: hyper answers them itself with a bodiless 400, 414 or 431.
+//! This IO wrapper recognises those automatic answers on their way out and
+//! sends the gateway's JSON error shape instead, so clients always get
+//! `{code, message, details}`.
+//!
+//! Only hyper writes such heads: every answer the gateway makes carries a
+//! `content-type`, and hyper's automatic ones never do.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// An IO whose hyper-made error answers become JSON.
+pub struct JsonErrors<IO> {
+    inner: IO,
+    /// A replacement answer not yet fully written.
+    pending: Bytes,
+    max_header_bytes: usize,
+}
+
+impl<IO> JsonErrors<IO> {
+    /// Wraps `inner`; `max_header_bytes` is named in 431 answers.
+    pub fn new(inner: IO, max_header_bytes: usize) -> JsonErrors<IO> {
+        JsonErrors {
+            inner,
+            pending: Bytes::new(),
+            max_header_bytes,
+        }
+    }
+}
+
+/// The JSON answer replacing `head`, when `head` is one of hyper's
+/// automatic error answers.
+fn replacement(head: &[u8], max_header_bytes: usize) -> Option<Bytes> {
+    let status = match head.get(..13)? {
+        b"HTTP/1.1 400 " | b"HTTP/1.0 400 " => 400,
+        b"HTTP/1.1 414 " | b"HTTP/1.0 414 " => 414,
+        b"HTTP/1.1 431 " | b"HTTP/1.0 431 " => 431,
+        _ => return None,
+    };
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let lower = head[..end].to_ascii_lowercase();
+    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    if has(b"\r\ncontent-type:") || !has(b"\r\ncontent-length: 0") {
+        return None;
+    }
+    let (reason, code, message) = match status {
+        400 => (
+            "Bad Request",
+            3,
+            "malformed HTTP request: the request line, a header or the Content-Length could not be read".to_string(),
+        ),
+        414 => ("URI Too Long", 3, "the request URI is too long".to_string()),
+        _ => (
+            "Request Header Fields Too Large",
+            8,
+            format!("the request headers exceed the limit of {max_header_bytes} bytes (limits.max_header_bytes)"),
+        ),
+    };
+    let body = json!({"code": code, "message": message, "details": []}).to_string();
+    Some(Bytes::from(format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )))
+}
+
+impl<IO: AsyncWrite + Unpin> JsonErrors<IO> {
+    fn flush_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for JsonErrors<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for JsonErrors<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.flush_pending(cx))?;
+        if let Some(json) = replacement(buf, self.max_header_bytes) {
+            self.pending = json;
+            // The original is accepted whole; the replacement goes out now
+            // or on the next write, flush or shutdown.
+            let _ = self.flush_pending(cx)?;
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.flush_pending(cx))?;
+        let first = bufs.iter().find(|b| !b.is_empty());
+        if first.is_some_and(|b| b.starts_with(b"HTTP/1.")) {
+            // Rare (an HTTP/1 response head): look at it whole.
+            let whole: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            return self.poll_write(cx, &whole);
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.flush_pending(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.flush_pending(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hypers_bodiless_errors_are_replaced() {
+        let auto = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let json = replacement(auto, 1).unwrap();
+        let text = String::from_utf8_lossy(&json);
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#""details":[]}"#) || text.contains(r#""details":[]"#),
+            "{text}"
+        );
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n";
+        assert!(replacement(ours, 1).is_none());
+        assert!(replacement(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 1).is_none());
+        let big = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        assert!(String::from_utf8_lossy(&replacement(big, 32768).unwrap()).contains("32768 bytes"));
+    }
+}
