@@ -205,6 +205,14 @@ pub fn error_response(gw: &Gateway, err: &GatewayError, pretty: bool) -> Respons
     if let GatewayError::Upstream(s) = err {
         response_headers(s.metadata(), &mut headers);
     }
+    if matches!(
+        err,
+        GatewayError::PayloadTooLarge { .. } | GatewayError::BodyTimeout(_)
+    ) {
+        // The body was not (all) read: the connection cannot carry another
+        // request, and the client must not try (HTTP/2 drops this header).
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

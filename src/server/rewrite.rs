@@ -7,7 +7,15 @@
 //!
 //! Only hyper writes such heads: every answer the gateway makes carries a
 //! `content-type`, and hyper's automatic ones never do.
+//!
+//! It also closes connections the way clients can read them: a server that
+//! closes while a request is still arriving (an early 413, a 431, an idle
+//! close racing a request) makes the kernel reset the connection, and the
+//! reset destroys the answer before the client reads it. So before closing,
+//! what the client still sends is read and discarded for a moment (a
+//! "lingering close", as nginx and Apache do).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -22,7 +30,19 @@ pub struct JsonErrors<IO> {
     /// A replacement answer not yet fully written.
     pending: Bytes,
     max_header_bytes: usize,
+    /// While closing: read what the client is still sending.
+    linger: Option<Linger>,
+    lingered: bool,
 }
+
+struct Linger {
+    until: Pin<Box<tokio::time::Sleep>>,
+    drained: usize,
+}
+
+/// How long, and how much, a lingering close reads before giving up.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 64 << 20;
 
 impl<IO> JsonErrors<IO> {
     /// Wraps `inner`; `max_header_bytes` is named in 431 answers.
@@ -31,6 +51,8 @@ impl<IO> JsonErrors<IO> {
             inner,
             pending: Bytes::new(),
             max_header_bytes,
+            linger: None,
+            lingered: false,
         }
     }
 }
@@ -93,7 +115,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for JsonErrors<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for JsonErrors<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for JsonErrors<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -136,7 +158,43 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for JsonErrors<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.flush_pending(cx))?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+        if !self.lingered {
+            self.linger.get_or_insert_with(|| Linger {
+                until: Box::pin(tokio::time::sleep(LINGER_TIME)),
+                drained: 0,
+            });
+            ready!(self.drain(cx));
+            self.lingered = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> JsonErrors<IO> {
+    /// Reads and discards until the client closes, or the linger runs out.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 8192];
+        loop {
+            let Some(linger) = self.linger.as_mut() else {
+                return Poll::Ready(());
+            };
+            if linger.until.as_mut().poll(cx).is_ready() || linger.drained >= LINGER_BYTES {
+                self.linger = None;
+                return Poll::Ready(());
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    linger.drained += buf.filled().len();
+                }
+                Poll::Ready(_) => {
+                    self.linger = None;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
