@@ -39,6 +39,8 @@ use stubs::{StubOutcome, StubReply, StubRequest, StubStore};
 
 /// How many unmatched requests the admin endpoint remembers.
 const UNMATCHED_KEPT: usize = 50;
+/// The largest request (encoded) the admin endpoint shows whole.
+const UNMATCHED_MAX_BYTES: usize = 64 * 1024;
 /// Messages a server stream yields when no stub says otherwise.
 const GENERATED_STREAM_LEN: usize = 3;
 
@@ -304,12 +306,21 @@ impl Inner {
         request: &DynamicMessage,
         headers: &http::HeaderMap,
     ) {
-        let body = request
-            .serialize_with_options(
-                serde_json::value::Serializer,
-                &SerializeOptions::new().use_proto_field_name(true),
-            )
-            .unwrap_or(serde_json::Value::Null);
+        // Kept for the admin endpoint: a huge request is summarised, so that
+        // the ring of recent requests cannot hold gigabytes.
+        let size = request.encoded_len();
+        let body = if size > UNMATCHED_MAX_BYTES {
+            serde_json::json!({
+                "omitted": format!("a {size}-byte request (more than {UNMATCHED_MAX_BYTES} bytes)")
+            })
+        } else {
+            request
+                .serialize_with_options(
+                    serde_json::value::Serializer,
+                    &SerializeOptions::new().use_proto_field_name(true),
+                )
+                .unwrap_or(serde_json::Value::Null)
+        };
         let headers: serde_json::Map<String, serde_json::Value> = headers
             .iter()
             .filter(|(k, _)| k.as_str() != "authorization" && k.as_str() != "cookie")
