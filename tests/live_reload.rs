@@ -15,7 +15,7 @@ use common::backend::LibraryBackend;
 use common::backend::pb::library::v1::library_service_server::LibraryServiceServer;
 use protogate::descriptors::DescriptorSource;
 use protogate::gateway::{Resources, Settings};
-use protogate::live::{self, Live};
+use protogate::live;
 use protogate::pipeline::{CallInfo, Hook};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -49,38 +49,6 @@ async fn counting_backend(store: LibraryBackend) -> CountingBackend {
         url,
         connections,
         _stop: tx,
-    }
-}
-
-/// The gateway loaded from files, serving and with its admin endpoints.
-struct Gateway {
-    live: Arc<Live>,
-    url: String,
-    admin: String,
-    _stop: Vec<oneshot::Sender<()>>,
-}
-
-async fn gateway(settings: Settings, resources: Resources) -> Gateway {
-    let live = Live::load(settings, Arc::new(resources))
-        .await
-        .expect("loads");
-    let (tx1, rx1) = oneshot::channel::<()>();
-    let (addr, _) = protogate::server::spawn(live.clone(), "127.0.0.1:0".parse().unwrap(), async {
-        let _ = rx1.await;
-    })
-    .await
-    .unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = format!("http://{}", l.local_addr().unwrap());
-    let (tx2, rx2) = oneshot::channel::<()>();
-    tokio::spawn(protogate::server::serve_admin(l, live.clone(), async {
-        let _ = rx2.await;
-    }));
-    Gateway {
-        live,
-        url: format!("http://{addr}"),
-        admin,
-        _stop: vec![tx1, tx2],
     }
 }
 
@@ -130,7 +98,7 @@ async fn twenty_reloads_under_load_lose_no_request() {
         ),
     ];
     std::fs::write(&routes, valid(0)).unwrap();
-    let gw = gateway(settings(&routes), Resources::default()).await;
+    let gw = common::start_live(settings(&routes), Resources::default()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -204,7 +172,7 @@ async fn an_upstream_whose_url_changed_gets_a_new_channel() {
     let routes = dir.path().join("routes.yaml");
     let yaml = |url: &str| format!("upstreams: {{library: {{url: '{url}'}}}}\n");
     std::fs::write(&routes, yaml(&full.url)).unwrap();
-    let gw = gateway(settings(&routes), Resources::default()).await;
+    let gw = common::start_live(settings(&routes), Resources::default()).await;
     assert_eq!(
         reqwest::get(format!("{}/v1/shelves/1", gw.url))
             .await
@@ -275,7 +243,7 @@ async fn a_configmap_symlink_swap_is_picked_up() {
     let mut map = ConfigMap::new(dir.path(), &yaml("before"));
     let mut s = settings(&dir.path().join("routes.yaml"));
     s.watch = Some(true);
-    let gw = gateway(s, Resources::default()).await;
+    let gw = common::start_live(s, Resources::default()).await;
     let _watch = live::watch_files(&gw.live).expect("the watch starts");
     assert_eq!(
         reqwest::get(format!("{}/before/search/x", gw.url))
@@ -351,7 +319,7 @@ async fn a_request_in_flight_finishes_on_the_snapshot_it_started_with() {
     };
     std::fs::write(&routes, config("/v1/{name=shelves/*}", false)).unwrap();
     let dispatched = Arc::new(Notify::new());
-    let gw = gateway(
+    let gw = common::start_live(
         settings(&routes),
         Resources::with_hooks(vec![Arc::new(Dispatched(dispatched.clone()))]),
     )
@@ -404,7 +372,7 @@ async fn the_mock_state_stub_counts_and_stub_watch_survive_a_reload() {
         )
     };
     std::fs::write(&routes, config(false)).unwrap();
-    let gw = gateway(settings(&routes), Resources::default()).await;
+    let gw = common::start_live(settings(&routes), Resources::default()).await;
     let http = reqwest::Client::new();
     let created = http
         .post(format!("{}/v1/shelves?shelfId=kept", gw.url))

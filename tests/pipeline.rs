@@ -198,7 +198,7 @@ async fn refusals_before_a_call_exists_reach_the_outcome_hook() {
         .unary::<_, Bytes, _>(
             tonic::Request::new(Bytes::new()),
             http::uri::PathAndQuery::from_static("/no.Such/Method"),
-            RawCodec,
+            common::echo::Raw,
         )
         .await
         .unwrap_err();
@@ -247,49 +247,6 @@ async fn a_hook_refuses_calls_in_each_protocols_own_terms() {
         "outcome grpc POST library.v1.LibraryService.GetShelf 200 PermissionDenied in=0 out=0"
     );
     drop(backend);
-}
-
-/// Passes raw bytes both ways (for calls to methods tonic has no types for).
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        use bytes::BufMut;
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Bytes>, tonic::Status> {
-        use bytes::Buf;
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }
 
 /// An HTTP/2 gRPC request whose body frames the test writes by hand.

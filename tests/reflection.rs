@@ -7,14 +7,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::backend::{self, LibraryBackend};
 use protogate::descriptors::DescriptorSource;
 use protogate::gateway::{Resources, Settings};
-use protogate::live::{self, Live};
+use protogate::live;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -57,41 +56,8 @@ async fn bind(addr: &str) -> TcpListener {
     panic!("cannot bind {addr}");
 }
 
-/// The gateway loaded from `settings`, serving on an ephemeral port, with
-/// the admin endpoints on another.
-struct Gateway {
-    live: Arc<Live>,
-    url: String,
-    admin: String,
-    _stop: Vec<oneshot::Sender<()>>,
-}
-
-async fn gateway(settings: Settings) -> Gateway {
-    let live = Live::load(settings, Arc::new(Resources::default()))
-        .await
-        .expect("gateway loads");
-    let (tx1, rx1) = oneshot::channel::<()>();
-    let (addr, _) = protogate::server::spawn(live.clone(), "127.0.0.1:0".parse().unwrap(), async {
-        let _ = rx1.await;
-    })
-    .await
-    .unwrap();
-    let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = admin_listener.local_addr().unwrap();
-    let (tx2, rx2) = oneshot::channel::<()>();
-    tokio::spawn(protogate::server::serve_admin(
-        admin_listener,
-        live.clone(),
-        async {
-            let _ = rx2.await;
-        },
-    ));
-    Gateway {
-        live,
-        url: format!("http://{addr}"),
-        admin: format!("http://{admin}"),
-        _stop: vec![tx1, tx2],
-    }
+async fn gateway(settings: Settings) -> common::LiveGateway {
+    common::start_live(settings, Resources::default()).await
 }
 
 fn reflect(addr: SocketAddr) -> Settings {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use backend::LibraryBackend;
 use backend::pb::library::v1::library_service_server::LibraryServiceServer;
 use protogate::config::Config;
-use protogate::gateway::{Gateway, Resources};
+use protogate::gateway::{Gateway, Resources, Settings};
 use protogate::live::Live;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -161,6 +161,42 @@ pub async fn start_gateway_with(
         },
         gw,
     )
+}
+
+/// A gateway loaded from files (reloadable), serving on an ephemeral port,
+/// with its admin endpoints on another; stops when dropped.
+pub struct LiveGateway {
+    pub live: Arc<Live>,
+    /// `http://addr` of the main listener.
+    pub url: String,
+    /// `http://addr` of the admin listener.
+    pub admin: String,
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+/// Loads the gateway from `settings` and serves it (see [`LiveGateway`]).
+pub async fn start_live(settings: Settings, resources: Resources) -> LiveGateway {
+    let live = Live::load(settings, Arc::new(resources))
+        .await
+        .expect("the gateway loads");
+    let (tx1, rx1) = oneshot::channel::<()>();
+    let (addr, _) = protogate::server::spawn(live.clone(), "127.0.0.1:0".parse().unwrap(), async {
+        let _ = rx1.await;
+    })
+    .await
+    .unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}", l.local_addr().unwrap());
+    let (tx2, rx2) = oneshot::channel::<()>();
+    tokio::spawn(protogate::server::serve_admin(l, live.clone(), async {
+        let _ = rx2.await;
+    }));
+    LiveGateway {
+        live,
+        url: format!("http://{addr}"),
+        admin,
+        _stop: vec![tx1, tx2],
+    }
 }
 
 /// The bundled routes.yaml, as shipped.
@@ -338,8 +374,9 @@ pub mod echo {
         }
     }
 
+    /// Passes encoded messages through untouched, both ways.
     #[derive(Clone, Copy, Default)]
-    struct Raw;
+    pub struct Raw;
 
     impl Codec for Raw {
         type Encode = Bytes;
