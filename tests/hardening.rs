@@ -480,3 +480,24 @@ async fn the_mock_refuses_a_unary_call_without_a_message() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["grpc-status"], "13");
 }
+
+#[tokio::test]
+async fn a_deep_update_mask_is_refused_by_the_stateful_mock() {
+    let (gw, _) = common::start_gateway(
+        "mock: {enabled: true, stateful: [library.v1.LibraryService]}",
+        None,
+    )
+    .await;
+    let created = post(&gw, "/v1/shelves/1/books", r#"{"title": "t"}"#).await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    let name = created.json()["name"].as_str().unwrap().to_string();
+    let mask = vec!["publisher"; 1000].join(".");
+    let r = reqwest::Client::new()
+        .patch(format!("{}/v1/{name}?updateMask={mask}", gw.url()))
+        .header("content-type", "application/json")
+        .body(r#"{"title": "u"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_bad(&Reply::from(r).await, "limits.max_depth");
+}

@@ -271,7 +271,11 @@ impl Gateway {
                 pool.clone(),
                 config.mock.seed,
                 stubs,
-                resources.mock_state(&pool),
+                {
+                    let state = resources.mock_state(&pool);
+                    state.set_max_depth(config.limits.max_depth);
+                    state
+                },
                 config.mock.stateful.iter().cloned().collect(),
             ))
         } else {

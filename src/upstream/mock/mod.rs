@@ -13,6 +13,7 @@ mod fields;
 pub mod generate;
 mod mask;
 pub mod record;
+mod standard;
 pub mod state;
 pub mod stubs;
 

@@ -25,6 +25,7 @@
 //! the resource and, unless a `force` field says no, its children.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -40,6 +41,7 @@ use tonic::Status;
 use super::fields::{bool_field, int_field, set, string_field};
 use super::generate::{Generator, collection_id, snake_case};
 use super::mask::{apply_path, mask_paths};
+use super::standard::{Standard, standard};
 
 /// Default and largest page of a List.
 const DEFAULT_PAGE_SIZE: usize = 10;
@@ -69,9 +71,23 @@ const MAX_PAGE_SIZE: usize = 1000;
 /// let custom = method("MoveBook");
 /// assert!(store.handle(&custom, &DynamicMessage::new(custom.input()), &g, b"k").is_none());
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CrudStore {
     inner: Mutex<Inner>,
+    /// The deepest update-mask path accepted (`limits.max_depth`): masks
+    /// come from clients, and applying one walks the path.
+    max_depth: AtomicUsize,
+}
+
+impl Default for CrudStore {
+    fn default() -> Self {
+        CrudStore {
+            inner: Mutex::default(),
+            max_depth: AtomicUsize::new(
+                crate::transcode::budget::DecodeLimits::default().max_depth,
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -90,19 +106,15 @@ struct Entry {
     resource: DynamicMessage,
 }
 
-/// A standard method and the resource type it serves.
-enum Standard {
-    Create(MessageDescriptor, FieldDescriptor),
-    Get(MessageDescriptor),
-    List(MessageDescriptor, FieldDescriptor),
-    Update(MessageDescriptor, FieldDescriptor),
-    Delete(MessageDescriptor),
-}
-
 impl CrudStore {
     /// An empty store.
     pub fn new() -> CrudStore {
         CrudStore::default()
+    }
+
+    /// Sets the deepest update-mask path accepted (`limits.max_depth`).
+    pub fn set_max_depth(&self, max_depth: usize) {
+        self.max_depth.store(max_depth, Ordering::Relaxed);
     }
 
     /// How many resources the store holds.
@@ -306,6 +318,13 @@ impl CrudStore {
             )));
         }
         let paths = mask_paths(request);
+        let max_depth = self.max_depth.load(Ordering::Relaxed);
+        if let Some(deep) = paths.iter().find(|p| p.split('.').count() > max_depth) {
+            return Err(Status::invalid_argument(format!(
+                "update_mask path of {} fields exceeds the limit of {max_depth} (limits.max_depth)",
+                deep.split('.').count()
+            )));
+        }
         let mut inner = self.lock()?;
         let Some(seq) = inner
             .find(res, &name)
@@ -437,63 +456,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// Recognises a standard method by name and shape.
-fn standard(method: &MethodDescriptor) -> Option<Standard> {
-    if method.is_client_streaming() || method.is_server_streaming() {
-        return None;
-    }
-    let name = method.name();
-    let input = method.input();
-    let output = method.output();
-    let resource_field = |res: &MessageDescriptor| {
-        input.fields().find(|f| {
-            !f.is_list() && matches!(f.kind(), Kind::Message(m) if m.full_name() == res.full_name())
-        })
-    };
-    let has_name_input = input
-        .get_field_by_name("name")
-        .is_some_and(|f| f.kind() == Kind::String && !f.is_list());
-    if let Some(rest) = name.strip_prefix("Create") {
-        if rest == output.name() && has_name(&output) {
-            return resource_field(&output).map(|f| Standard::Create(output.clone(), f));
-        }
-    } else if let Some(rest) = name.strip_prefix("Get") {
-        if rest == output.name() && has_name(&output) && has_name_input {
-            return Some(Standard::Get(output));
-        }
-    } else if let Some(rest) = name.strip_prefix("Update") {
-        if rest == output.name() && has_name(&output) {
-            return resource_field(&output).map(|f| Standard::Update(output.clone(), f));
-        }
-    } else if name.starts_with("List") {
-        output
-            .get_field_by_name("next_page_token")
-            .filter(|f| f.kind() == Kind::String)?;
-        return output.fields().find_map(|f| match f.kind() {
-            Kind::Message(m) if f.is_list() && !f.is_map() && has_name(&m) => {
-                Some(Standard::List(m, f))
-            }
-            _ => None,
-        });
-    } else if let Some(rest) = name.strip_prefix("Delete") {
-        if !has_name_input {
-            return None;
-        }
-        if rest == output.name() && has_name(&output) {
-            return Some(Standard::Delete(output));
-        }
-        let full = format!("{}.{rest}", input.package_name());
-        let res = input.parent_pool().get_message_by_name(&full)?;
-        return has_name(&res).then_some(Standard::Delete(res));
-    }
-    None
-}
-
-fn has_name(desc: &MessageDescriptor) -> bool {
-    desc.get_field_by_name("name")
-        .is_some_and(|f| f.kind() == Kind::String && !f.is_list())
 }
 
 fn required_name(request: &DynamicMessage, res: &MessageDescriptor) -> Result<String, Status> {
