@@ -1,7 +1,7 @@
 //! The REST adapter: HTTP/JSON request → route → request message → Call →
 //! response message → HTTP/JSON, with every failure in the one error shape.
 //!
-//! It reads as the pipeline does: [`resolve`] the route, decode the body
+//! It reads as the pipeline does: resolve the route, decode the body
 //! and query into a message, [`Exchange::dispatch`], then encode the reply.
 
 use std::sync::Arc;
