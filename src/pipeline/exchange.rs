@@ -105,7 +105,42 @@ impl Exchange {
             ))
         })?;
         let timeout = d.client_timeout.unwrap_or(target.timeout);
-        let deadline = self.started + timeout;
+        let late = Late {
+            deadline: self.started + timeout,
+            timeout,
+            shared: self.shared.clone(),
+        };
+        let info = CallInfo {
+            protocol: self.protocol,
+            target: &target,
+            headers: d.headers,
+        };
+        let mut call = self.call_for(&target, d, late.deadline);
+        self.hooks.on_call(&mut call, &info)?;
+        check_metadata(&call, &target)?;
+        if late.expired() {
+            return Err(GatewayError::DeadlineExceeded(timeout));
+        }
+        let response = match tokio::time::timeout_at(late.deadline, backend.call(call)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(late.refine(e)),
+            Err(_) => return Err(late.refine(GatewayError::DeadlineExceeded(timeout))),
+        };
+        Ok(CallResponse {
+            metadata: response.metadata,
+            events: Guarded {
+                events: response.events,
+                sleep: None,
+                late,
+                done: false,
+            }
+            .boxed(),
+        })
+    }
+
+    /// The call for `target`: its request messages counted, its context
+    /// filled for backends that read it.
+    fn call_for(&self, target: &Target, d: Dispatch<'_>, deadline: Instant) -> Call {
         let requests = Box::pin(Counted {
             inner: d.requests,
             shared: self.shared.clone(),
@@ -123,44 +158,7 @@ impl Exchange {
                 headers: d.headers.clone(),
             };
         }
-        let info = CallInfo {
-            protocol: self.protocol,
-            target: &target,
-            headers: d.headers,
-        };
-        self.hooks.on_call(&mut call, &info)?;
-        let size = metadata_size(&call.metadata);
-        if size > target.max_metadata_bytes {
-            return Err(GatewayError::HeadersTooLarge {
-                what: "request metadata",
-                size,
-                limit: target.max_metadata_bytes,
-                setting: "limits.max_metadata_bytes",
-            });
-        }
-        let late = Late {
-            deadline,
-            timeout,
-            shared: self.shared.clone(),
-        };
-        if Instant::now() >= deadline {
-            return Err(GatewayError::DeadlineExceeded(timeout));
-        }
-        let response = match tokio::time::timeout_at(deadline, backend.call(call)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(late.refine(e)),
-            Err(_) => return Err(GatewayError::DeadlineExceeded(timeout)),
-        };
-        Ok(CallResponse {
-            metadata: response.metadata,
-            events: Guarded {
-                events: response.events,
-                sleep: None,
-                late,
-                done: false,
-            }
-            .boxed(),
-        })
+        call
     }
 
     /// Reports the outcome: the HTTP status answered and the call's result.
@@ -199,6 +197,20 @@ impl Drop for Exchange {
             self.report(gone.http_status(), Err(&gone));
         }
     }
+}
+
+/// Refuses metadata over the target's limit.
+fn check_metadata(call: &Call, target: &Target) -> Result<(), GatewayError> {
+    let size = metadata_size(&call.metadata);
+    if size > target.max_metadata_bytes {
+        return Err(GatewayError::HeadersTooLarge {
+            what: "request metadata",
+            size,
+            limit: target.max_metadata_bytes,
+            setting: "limits.max_metadata_bytes",
+        });
+    }
+    Ok(())
 }
 
 /// The size of `md` as HTTP/2 counts a header list (RFC 9113 §6.5.2: name,
