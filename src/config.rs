@@ -39,6 +39,39 @@ pub struct Config {
     /// Live reload.
     #[serde(default)]
     pub reload: ReloadOptions,
+    /// Streaming over REST.
+    #[serde(default)]
+    pub streaming: StreamingOptions,
+}
+
+/// Streaming methods over REST (and the deadline of streaming calls in
+/// every protocol).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingOptions {
+    /// Write NDJSON server streams as grpc-gateway does: `{"result": …}`
+    /// lines and an `{"error": …}` line.
+    pub ndjson_envelope: bool,
+    /// An SSE stream with no message for this long gets a `: keep-alive`
+    /// comment (0s: never).
+    pub sse_keepalive: ConfigDuration,
+    /// A stream with no message for this long ends with DEADLINE_EXCEEDED
+    /// (0s: never).
+    pub idle_timeout: ConfigDuration,
+    /// The deadline of a streaming call when the client sends none and no
+    /// `timeouts:` selector names the method.
+    pub max_duration: ConfigDuration,
+}
+
+impl Default for StreamingOptions {
+    fn default() -> Self {
+        StreamingOptions {
+            ndjson_envelope: false,
+            sse_keepalive: ConfigDuration(Duration::from_secs(15)),
+            idle_timeout: ConfigDuration(Duration::from_secs(300)),
+            max_duration: ConfigDuration(Duration::from_secs(3600)),
+        }
+    }
 }
 
 /// Live reload: when the gateway rebuilds its configuration by itself

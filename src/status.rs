@@ -147,6 +147,9 @@ pub enum GatewayError {
     /// The call's deadline passed.
     #[error("deadline of {}ms exceeded", .0.as_millis())]
     DeadlineExceeded(Duration),
+    /// A stream sent no message for too long.
+    #[error("the stream sent no message for {}s (streaming.idle_timeout)", .0.as_secs_f64())]
+    StreamIdle(Duration),
     /// The upstream answered with a non-OK status.
     #[error("{}", .0.message())]
     Upstream(tonic::Status),
@@ -183,7 +186,9 @@ impl GatewayError {
             GatewayError::Unimplemented(_) => Code::Unimplemented,
             GatewayError::UpstreamUnavailable(_) => Code::Unavailable,
             GatewayError::BadGateway(_) => Code::Unknown,
-            GatewayError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            GatewayError::DeadlineExceeded(_) | GatewayError::StreamIdle(_) => {
+                Code::DeadlineExceeded
+            }
             GatewayError::Upstream(s) => s.code(),
             GatewayError::Internal(_) => Code::Internal,
         }

@@ -342,10 +342,10 @@ async fn body_on_a_route_without_body_is_400() {
 }
 
 #[tokio::test]
-async fn streaming_methods_are_501() {
+async fn client_and_bidi_streaming_methods_are_501() {
+    // Server streams are served (tests/rest_stream.rs).
     let env = Env::start().await;
     for (method, path, body) in [
-        ("GET", "/v1/shelves/1/books:stream", ""),
         ("POST", "/v1/shelves/1/books:import", r#"{"title":"x"}"#),
         (
             "POST",

@@ -138,17 +138,23 @@ const PUBLISHER_FIELDS: &[&str] = &["name", "email", "website", "country"];
 #[derive(Clone, Debug, Default)]
 pub struct LibraryBackend {
     store: Arc<Mutex<Store>>,
-    /// How each client stream ended, for tests: see [`LibraryBackend::stream_endings`].
+    /// How streams ended, for tests: see [`LibraryBackend::stream_endings`].
     endings: Arc<Mutex<Vec<StreamEnding>>>,
+    /// When set, StreamBooks sends each book after the first only once a
+    /// permit is added (see [`LibraryBackend::gate_streams`]).
+    gate: Arc<Mutex<Option<Arc<tokio::sync::Semaphore>>>>,
 }
 
-/// How a client stream the backend read came to its end.
+/// How a stream the backend served came to its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamEnding {
-    /// The client half-closed after this many messages.
+    /// A client stream: the client half-closed after this many messages.
     Finished(usize),
-    /// The stream failed (reset, cancelled) after this many messages.
+    /// A client stream failed (reset, cancelled) after this many messages.
     Aborted(usize, String),
+    /// A server stream: the client went away (cancelled) after this many
+    /// messages were sent.
+    ClientGone(usize),
 }
 
 impl LibraryBackend {
@@ -171,6 +177,7 @@ impl LibraryBackend {
         Self {
             store: Arc::new(Mutex::new(Store::sample())),
             endings: Arc::default(),
+            gate: Arc::default(),
         }
     }
 
@@ -185,6 +192,17 @@ impl LibraryBackend {
     /// half-closes a truncated stream as [`StreamEnding::Finished`].
     pub fn stream_endings(&self) -> Vec<StreamEnding> {
         self.endings.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// From now on StreamBooks sends its first book at once and every later
+    /// one only when the returned semaphore gets a permit: a test can prove a
+    /// client saw message 1 before the backend sent message 2.
+    pub fn gate_streams(&self) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        if let Ok(mut g) = self.gate.lock() {
+            *g = Some(gate.clone());
+        }
+        gate
     }
 
     fn record_ending(&self, ending: StreamEnding) {
@@ -412,6 +430,11 @@ impl LibraryService for LibraryBackend {
         request: Request<StreamBooksRequest>,
     ) -> Result<Response<Self::StreamBooksStream>, Status> {
         let echo = Echo::new(request.metadata());
+        let fail_after = request
+            .metadata()
+            .get("x-fail-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
         let req = request.into_inner();
         // Validate and snapshot up front so that errors are a proper status
         // (trailers-only) rather than an in-stream failure.
@@ -419,20 +442,14 @@ impl LibraryService for LibraryBackend {
             let books = self.lock()?.shelf_books(&req.parent)?;
             Ok((pause, books))
         });
+        let gate = self.gate.lock().ok().and_then(|g| g.clone());
+        let backend = self.clone();
         echo.reply(setup.map(|(pause, books)| {
             let (tx, rx) = mpsc::channel(4);
             tokio::spawn(async move {
-                for (i, book) in books.into_iter().enumerate() {
-                    if i > 0 && !pause.is_zero() {
-                        // Stop at once when the client goes away mid-pause.
-                        tokio::select! {
-                            () = tokio::time::sleep(pause) => {}
-                            () = tx.closed() => return,
-                        }
-                    }
-                    if tx.send(Ok(book)).await.is_err() {
-                        return;
-                    }
+                let sent = send_books(&tx, books, pause, gate, fail_after).await;
+                if let Err(n) = sent {
+                    backend.record_ending(StreamEnding::ClientGone(n));
                 }
             });
             ReceiverStream::new(rx)
@@ -483,6 +500,47 @@ impl LibraryService for LibraryBackend {
         });
         echo.reply(Ok(Box::pin(echoed) as Self::DiscussStream))
     }
+}
+
+/// Sends StreamBooks' books: paced by `pause` and by `gate` (a permit per
+/// book after the first), failing with ABORTED after `fail_after` books.
+/// `Err(n)`: the client went away after `n` books.
+async fn send_books(
+    tx: &mpsc::Sender<Result<Book, Status>>,
+    books: Vec<Book>,
+    pause: std::time::Duration,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    fail_after: Option<usize>,
+) -> Result<(), usize> {
+    for (i, book) in books.into_iter().enumerate() {
+        if fail_after == Some(i) {
+            let _ = tx
+                .send(Err(Status::aborted(format!("failed after {i} books"))))
+                .await;
+            return Ok(());
+        }
+        if i > 0 {
+            // Stop at once when the client goes away mid-pause.
+            let wait = async {
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                if let Some(g) = &gate
+                    && let Ok(permit) = g.acquire().await
+                {
+                    permit.forget();
+                }
+            };
+            tokio::select! {
+                () = wait => {}
+                () = tx.closed() => return Err(i),
+            }
+        }
+        if tx.send(Ok(book)).await.is_err() {
+            return Err(i);
+        }
+    }
+    Ok(())
 }
 
 /// The response metadata owed to one call: the request's `x-echo-*` entries

@@ -366,9 +366,13 @@ fn method_targets(
         };
         let upstream_timeout = upstream.and_then(|u| u.timeout);
         for method in service.methods() {
-            let timeout = timeout_for(config, &method)
-                .or(upstream_timeout)
-                .unwrap_or(config.limits.default_timeout.0);
+            // A stream lives as long as it needs to, within streaming.max_duration.
+            let streaming = method.is_client_streaming() || method.is_server_streaming();
+            let timeout = match timeout_for(config, &method) {
+                Some(t) => t,
+                None if streaming => config.streaming.max_duration.0,
+                None => upstream_timeout.unwrap_or(config.limits.default_timeout.0),
+            };
             let mut target = Target::new(method, backend.clone(), label.clone(), timeout);
             target.max_metadata_bytes =
                 usize::try_from(config.limits.max_metadata_bytes.0).unwrap_or(usize::MAX);

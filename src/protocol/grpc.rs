@@ -19,6 +19,7 @@ use tonic::metadata::MetadataMap;
 
 use super::envelope::{self, Decoder, EnvelopeError, FLAG_COMPRESSED};
 use super::metadata::client_timeout;
+use super::trailers::{ok_trailers, status_trailers, to_status};
 use crate::call::{CallEvent, CallResponse, RequestStream};
 use crate::gateway::Gateway;
 use crate::pipeline::{Dispatch, Exchange, Protocol};
@@ -194,9 +195,7 @@ fn response_frames(
             }
             Some(Ok(CallEvent::Trailers(t))) => {
                 exchange.finish(StatusCode::OK, Ok(()));
-                let mut h = t.into_headers();
-                h.insert("grpc-status", HeaderValue::from_static("0"));
-                h
+                ok_trailers(t)
             }
             Some(Err(e)) => {
                 exchange.finish(StatusCode::OK, Err(&e));
@@ -211,24 +210,6 @@ fn response_frames(
         Some((Ok(Frame::trailers(trailers)), None))
     })
     .boxed()
-}
-
-fn to_status(e: &GatewayError) -> tonic::Status {
-    match e {
-        GatewayError::Upstream(s) => s.clone(),
-        other => tonic::Status::new(other.code(), other.to_string()),
-    }
-}
-
-/// grpc-status, grpc-message, grpc-status-details-bin and the status's metadata.
-fn status_trailers(s: &tonic::Status) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    if s.add_header(&mut h).is_err() {
-        // Only a message that cannot be a header value gets here.
-        h = HeaderMap::new();
-        h.insert("grpc-status", HeaderValue::from(s.code() as i32));
-    }
-    h
 }
 
 /// A reply with no messages: the status travels in the headers.

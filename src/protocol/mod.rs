@@ -5,3 +5,4 @@ pub mod envelope;
 pub mod grpc;
 pub mod metadata;
 pub mod rest;
+pub mod trailers;

@@ -11,8 +11,9 @@ use crate::config::UnknownPolicy;
 use crate::routing::rules::{BodyRule, Route};
 use crate::status::GatewayError;
 
-/// Query parameters the gateway itself reads (unless the message has such a field).
-pub const RESERVED_QUERY_PARAMS: &[&str] = &["pretty"];
+/// Query parameters the gateway itself reads (unless the message has such a
+/// field): `pretty` indents JSON, `alt=sse` asks for server-sent events.
+pub const RESERVED_QUERY_PARAMS: &[&str] = &["pretty", "alt"];
 
 /// Splits `a=1&b=x%20y` into decoded pairs (`+` is a space). Unlike
 /// lenient parsers, a `%` not followed by two hex digits, or bytes that are

@@ -21,15 +21,26 @@ use crate::routing::{MatchError, Route, RouteMatch};
 use crate::status::GatewayError;
 use crate::transcode::{RenderedBody, RequestInput, build_request, render_response};
 
+mod stream;
+
+/// What serving a request produced.
+enum Reply {
+    /// A complete answer.
+    Done(Response<Body>),
+    /// A server stream whose first message (or end) has arrived.
+    Stream(stream::Started),
+}
+
 /// Serves one REST request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     let pretty = wants_pretty(req.uri().query());
     let mut exchange = Exchange::begin(gw.hooks.clone(), Protocol::Rest, req.method().clone());
     match serve(&gw, &mut exchange, req, pretty).await {
-        Ok(resp) => {
+        Ok(Reply::Done(resp)) => {
             exchange.finish(resp.status(), Ok(()));
             resp
         }
+        Ok(Reply::Stream(started)) => stream::respond(started, exchange),
         Err(err) => {
             let resp = error_response(&gw, &err, pretty);
             exchange.finish(resp.status(), Err(&err));
@@ -39,20 +50,20 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
 }
 
 async fn serve(
-    gw: &Gateway,
+    gw: &Arc<Gateway>,
     exchange: &mut Exchange,
     req: Request<Body>,
     pretty: bool,
-) -> Result<Response<Body>, GatewayError> {
+) -> Result<Reply, GatewayError> {
     let (parts, body) = req.into_parts();
     check_transfer_encoding(&parts.headers)?;
     let (route, hit) = resolve(gw, &parts)?;
     if let Some(target) = gw.route_targets.get(route.id) {
         exchange.resolve(target.clone());
     }
-    if route.is_streaming() {
+    if route.method.is_client_streaming() {
         return Err(GatewayError::Unimplemented(format!(
-            "{} is a streaming method; REST transcoding serves unary methods only",
+            "{} streams requests; over REST only server streams are served so far (native gRPC serves it)",
             route.method.full_name()
         )));
     }
@@ -80,8 +91,14 @@ async fn serve(
         headers: &parts.headers,
         client_timeout: client_timeout(&parts.headers)?,
     };
-    let reply = exchange.dispatch(dispatch).await?.into_unary().await?;
-    encode(gw, route, &reply.metadata, &reply.message, pretty)
+    let response = exchange.dispatch(dispatch).await?;
+    if route.method.is_server_streaming() {
+        let format = stream::format(gw, route.id, &parts.headers, parts.uri.query());
+        let started = stream::start(gw.clone(), route.id, response, format).await?;
+        return Ok(Reply::Stream(started));
+    }
+    let reply = response.into_unary().await?;
+    encode(gw, route, &reply.metadata, &reply.message, pretty).map(Reply::Done)
 }
 
 /// Only `chunked` is decoded: a body in another transfer coding (`gzip,
