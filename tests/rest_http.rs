@@ -342,23 +342,6 @@ async fn body_on_a_route_without_body_is_400() {
 }
 
 #[tokio::test]
-async fn client_and_bidi_streaming_methods_are_501() {
-    // Server streams are served (tests/rest_stream.rs).
-    let env = Env::start().await;
-    for (method, path, body) in [
-        ("POST", "/v1/shelves/1/books:import", r#"{"title":"x"}"#),
-        (
-            "POST",
-            "/v1/shelves/1:discuss",
-            r#"{"user":"u","text":"hi"}"#,
-        ),
-    ] {
-        let r = request(&env, method, path, Some("application/json"), body).await;
-        r.assert_error(501, 12);
-    }
-}
-
-#[tokio::test]
 async fn path_variables_are_percent_decoded() {
     let env = Env::start().await;
     let plain = env.get("/v1/shelves/1/books/1").await;

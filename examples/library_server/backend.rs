@@ -461,23 +461,37 @@ impl LibraryService for LibraryBackend {
         request: Request<Streaming<ImportBookRequest>>,
     ) -> Result<Response<ImportBooksResponse>, Status> {
         let echo = Echo::new(request.metadata());
+        // `x-count-only`: read and count, keep nothing (for very long streams).
+        let count_only = request.metadata().contains_key("x-count-only");
         let mut inbound = request.into_inner();
         let result = async {
             // Read everything first: the store lock must not be held across
             // an await.
             let mut requests = Vec::new();
+            let mut count = 0;
             loop {
                 match inbound.message().await {
-                    Ok(Some(req)) => requests.push(req),
+                    Ok(Some(req)) => {
+                        count += 1;
+                        if !count_only {
+                            requests.push(req);
+                        }
+                    }
                     Ok(None) => break,
                     Err(status) => {
                         let why = status.message().to_string();
-                        self.record_ending(StreamEnding::Aborted(requests.len(), why));
+                        self.record_ending(StreamEnding::Aborted(count, why));
                         return Err(status);
                     }
                 }
             }
-            self.record_ending(StreamEnding::Finished(requests.len()));
+            self.record_ending(StreamEnding::Finished(count));
+            if count_only {
+                return Ok(ImportBooksResponse {
+                    imported_count: i32::try_from(count).unwrap_or(i32::MAX),
+                    names: Vec::new(),
+                });
+            }
             let mut store = self.lock()?;
             store.import_books(requests)
         }

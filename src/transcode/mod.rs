@@ -7,6 +7,7 @@ pub mod params;
 pub mod query;
 pub mod request;
 pub mod response;
+pub mod split;
 pub mod stream;
 pub mod strict;
 

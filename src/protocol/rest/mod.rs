@@ -22,6 +22,7 @@ use crate::status::GatewayError;
 use crate::transcode::{RenderedBody, RequestInput, build_request, render_response};
 
 mod stream;
+mod upload;
 
 /// What serving a request produced.
 enum Reply {
@@ -61,33 +62,15 @@ async fn serve(
     if let Some(target) = gw.route_targets.get(route.id) {
         exchange.resolve(target.clone());
     }
-    if route.method.is_client_streaming() {
-        return Err(GatewayError::Unimplemented(format!(
-            "{} streams requests; over REST only server streams are served so far (native gRPC serves it)",
-            route.method.full_name()
-        )));
-    }
-    let limits = &gw.config.limits;
-    let body = tokio::time::timeout(
-        limits.body_read_timeout.0,
-        read_body(&parts.headers, body, gw.max_body_bytes),
-    )
-    .await
-    .map_err(|_| GatewayError::BodyTimeout(limits.body_read_timeout.0))??;
-    let input = RequestInput {
-        http_method: &parts.method,
-        bindings: &hit.bindings,
-        query: parts.uri.query(),
-        body: &body,
-        content_type: parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
+
+    let requests = if route.method.is_client_streaming() {
+        upload::requests(gw.clone(), route.id, hit.bindings, &parts, body)?
+    } else {
+        single(unary_message(gw, route, &hit.bindings, &parts, body).await?)
     };
-    let message = build_request(route, &input, &gw.request_options)?;
     let dispatch = Dispatch {
         metadata: request_metadata(&parts.headers, &gw.forwarded_headers)?,
-        requests: single(Bytes::from(message.encode_to_vec())),
+        requests,
         headers: &parts.headers,
         client_timeout: client_timeout(&parts.headers)?,
     };
@@ -99,6 +82,36 @@ async fn serve(
     }
     let reply = response.into_unary().await?;
     encode(gw, route, &reply.metadata, &reply.message, pretty).map(Reply::Done)
+}
+
+/// The one request message of a unary or server-streaming call: the body
+/// (read within `limits.body_read_timeout`), the query and the path.
+async fn unary_message(
+    gw: &Gateway,
+    route: &Route,
+    bindings: &[String],
+    parts: &Parts,
+    body: Body,
+) -> Result<Bytes, GatewayError> {
+    let limits = &gw.config.limits;
+    let body = tokio::time::timeout(
+        limits.body_read_timeout.0,
+        read_body(&parts.headers, body, gw.max_body_bytes),
+    )
+    .await
+    .map_err(|_| GatewayError::BodyTimeout(limits.body_read_timeout.0))??;
+    let input = RequestInput {
+        http_method: &parts.method,
+        bindings,
+        query: parts.uri.query(),
+        body: &body,
+        content_type: parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    };
+    let message = build_request(route, &input, &gw.request_options)?;
+    Ok(Bytes::from(message.encode_to_vec()))
 }
 
 /// Only `chunked` is decoded: a body in another transfer coding (`gzip,
