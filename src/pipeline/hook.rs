@@ -22,6 +22,8 @@ pub enum Protocol {
     Rest,
     /// Native gRPC (re-framed).
     Grpc,
+    /// Streaming methods over WebSocket (JSON frames).
+    WebSocket,
 }
 
 impl Protocol {
@@ -30,6 +32,7 @@ impl Protocol {
         match self {
             Protocol::Rest => "rest",
             Protocol::Grpc => "grpc",
+            Protocol::WebSocket => "websocket",
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::transcode::{RenderedBody, RequestInput, build_request, render_respons
 
 mod stream;
 mod upload;
+mod ws;
 
 /// What serving a request produced.
 enum Reply {
@@ -34,6 +35,10 @@ enum Reply {
 
 /// Serves one REST request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
+    if ws::is_upgrade(req.headers()) {
+        let exchange = Exchange::begin(gw.hooks.clone(), Protocol::WebSocket, req.method().clone());
+        return ws::handle(gw, req, exchange).await;
+    }
     let pretty = wants_pretty(req.uri().query());
     let mut exchange = Exchange::begin(gw.hooks.clone(), Protocol::Rest, req.method().clone());
     match serve(&gw, &mut exchange, req, pretty).await {

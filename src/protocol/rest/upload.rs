@@ -212,7 +212,7 @@ fn build(t: &Template, element: &[u8], index: usize) -> Result<Bytes, GatewayErr
 }
 
 /// `e`, with the element's index in its message and field path.
-fn at_index(e: GatewayError, index: usize) -> GatewayError {
+pub(super) fn at_index(e: GatewayError, index: usize) -> GatewayError {
     match e {
         GatewayError::BadRequest { message, violation } => GatewayError::BadRequest {
             message: format!("message {index}: {message}"),
