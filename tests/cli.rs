@@ -85,7 +85,7 @@ fn routes_shows_auto_mapped_methods_without_routes_yaml() {
 fn check_succeeds_on_the_bundled_example() {
     let (code, out, err) = run(&["check"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("ok: 18 routes for 1 services"), "{out}");
+    assert!(out.starts_with("ok: 20 routes for 1 services"), "{out}");
 }
 
 #[test]

@@ -61,11 +61,12 @@ use pb::google::rpc;
 use pb::library::v1::library_service_server::{LibraryService, LibraryServiceServer};
 use pb::library::v1::{
     Book, CreateBookRequest, CreateShelfRequest, DeleteBookRequest, DeleteShelfRequest,
-    DiscussionMessage, Genre, GetBookCoverRequest, GetBookRequest, GetShelfRequest,
-    GetShelfStatsRequest, GetShelfStatsResponse, ImportBookRequest, ImportBooksResponse,
-    ListBooksRequest, ListBooksResponse, ListShelvesRequest, ListShelvesResponse, MoveBookRequest,
-    Publisher, SearchBooksRequest, SearchBooksResponse, Shelf, ShelfStats, StreamBooksRequest,
-    UpdateBookRequest,
+    DiscussionMessage, DownloadBookRequest, Genre, GetBookCoverRequest, GetBookRequest,
+    GetShelfRequest, GetShelfStatsRequest, GetShelfStatsResponse, ImportBookRequest,
+    ImportBooksResponse, ListBooksRequest, ListBooksResponse, ListShelvesRequest,
+    ListShelvesResponse, MoveBookRequest, Publisher, SearchBooksRequest, SearchBooksResponse,
+    Shelf, ShelfStats, StreamBooksRequest, UpdateBookRequest, UploadBookRequest,
+    UploadBookResponse,
 };
 
 /// Generated protobuf types and tonic client/server code (see `build.rs`).
@@ -499,6 +500,77 @@ impl LibraryService for LibraryBackend {
         echo.reply(result)
     }
 
+    type DownloadBookStream = BoxStream<HttpBody>;
+
+    async fn download_book(
+        &self,
+        request: Request<DownloadBookRequest>,
+    ) -> Result<Response<Self::DownloadBookStream>, Status> {
+        let echo = Echo::new(request.metadata());
+        let req = request.into_inner();
+        let chunk_size = match req.chunk_size {
+            0 => 1024,
+            n if n < 0 => {
+                return echo.reply(Err(bad_request("chunk_size", "must not be negative")));
+            }
+            n => n as usize,
+        };
+        let text = self.lock().and_then(|store| store.book_text(&req.name));
+        echo.reply(text.map(|(content_type, bytes)| {
+            // The first chunk carries the content type; the rest only bytes.
+            let chunks: Vec<Result<HttpBody, Status>> = bytes
+                .chunks(chunk_size)
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(HttpBody {
+                        content_type: if i == 0 {
+                            content_type.clone()
+                        } else {
+                            String::new()
+                        },
+                        data: c.to_vec(),
+                        extensions: Vec::new(),
+                    })
+                })
+                .collect();
+            Box::pin(tokio_stream::iter(chunks)) as Self::DownloadBookStream
+        }))
+    }
+
+    async fn upload_book(
+        &self,
+        request: Request<Streaming<UploadBookRequest>>,
+    ) -> Result<Response<UploadBookResponse>, Status> {
+        let echo = Echo::new(request.metadata());
+        let mut inbound = request.into_inner();
+        let result = async {
+            let (mut name, mut content_type, mut data, mut chunks) =
+                (String::new(), None, Vec::new(), 0);
+            while let Some(req) = inbound.message().await? {
+                chunks += 1;
+                name = req.name;
+                let chunk = req.chunk.unwrap_or_default();
+                content_type.get_or_insert(chunk.content_type);
+                data.extend_from_slice(&chunk.data);
+            }
+            let content_type = content_type.unwrap_or_default();
+            let mut store = self.lock()?;
+            store.get_book(&name)?;
+            let size = data.len() as i64;
+            store
+                .texts
+                .insert(name.clone(), (content_type.clone(), data));
+            Ok(UploadBookResponse {
+                name,
+                size,
+                content_type,
+                chunks,
+            })
+        }
+        .await;
+        echo.reply(result)
+    }
+
     type DiscussStream = BoxStream<DiscussionMessage>;
 
     async fn discuss(
@@ -625,6 +697,8 @@ struct Store {
     shelf_counter: u64,
     /// Creation sequence of shelves and books: listing order and page tokens.
     seq: u64,
+    /// Uploaded book texts (content type, bytes), by book name.
+    texts: BTreeMap<String, (String, Vec<u8>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -808,6 +882,22 @@ impl Store {
         );
         self.seq = seq;
         Ok(book)
+    }
+
+    /// The uploaded text of a book, or one made from its details.
+    fn book_text(&self, name: &str) -> Result<(String, Vec<u8>), Status> {
+        let book = self.get_book(name)?;
+        if let Some(text) = self.texts.get(name) {
+            return Ok(text.clone());
+        }
+        let mut text = format!("{}\nby {}\n\n", book.title, book.authors.join(", "));
+        for i in 1..=40 {
+            text.push_str(&format!(
+                "Line {i} of {}: a sample page of text.\n",
+                book.title
+            ));
+        }
+        Ok(("text/plain; charset=utf-8".to_owned(), text.into_bytes()))
     }
 
     fn get_book(&self, name: &str) -> Result<Book, Status> {
