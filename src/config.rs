@@ -42,6 +42,31 @@ pub struct Config {
     /// Streaming over REST.
     #[serde(default)]
     pub streaming: StreamingOptions,
+    /// Cross-origin requests from browsers.
+    #[serde(default)]
+    pub cors: CorsConfig,
+}
+
+/// CORS: which browser origins may call the gateway. Off while
+/// `allow_origins` is empty.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// `*`, or origins (`https://app.example.com`), `*` standing for any
+    /// run of host characters (`https://*.example.com`, `http://localhost:*`).
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for (default: the one it asks for).
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed besides the built-in list (content-type,
+    /// authorization, gRPC-Web, Connect and tracing headers).
+    pub allow_headers: Vec<String>,
+    /// Response headers scripts may read besides grpc-status, grpc-message
+    /// and grpc-status-details-bin.
+    pub expose_headers: Vec<String>,
+    /// Allow cookies and HTTP auth (not with `allow_origins: ['*']`).
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    pub max_age: Option<ConfigDuration>,
 }
 
 /// Streaming methods over REST (and the deadline of streaming calls in

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod call;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod descriptors;
 pub mod gateway;
 pub mod live;

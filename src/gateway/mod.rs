@@ -155,6 +155,8 @@ pub struct Gateway {
     pub missing: Vec<String>,
     /// The servers descriptors are fetched from by reflection.
     pub reflection_urls: Vec<String>,
+    /// CORS, when origins are configured.
+    pub cors: Option<tower_http::cors::CorsLayer>,
     /// The configuration it was built from.
     pub config: Config,
 }
@@ -261,6 +263,13 @@ impl Gateway {
         }
         check_timeout_selectors(&pool, &config, &mut errors);
         let forwarded_headers = forwarded_headers(&config, &mut errors);
+        let cors = crate::cors::layer(&config.cors).unwrap_or_else(|message| {
+            errors.push(RuleError {
+                rule: "cors".into(),
+                message,
+            });
+            None
+        });
         let Some(table) = table.filter(|_| errors.is_empty()) else {
             return Err(LoadError::Rules(errors));
         };
@@ -322,6 +331,7 @@ impl Gateway {
             upstreams: upstreams.urls,
             missing: Vec::new(),
             reflection_urls: Vec::new(),
+            cors,
             config,
         })
     }

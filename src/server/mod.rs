@@ -5,17 +5,20 @@
 pub mod conn;
 mod rewrite;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use http::Request;
+use http::{Request, Response};
 use tokio::net::TcpListener;
+use tower::{Layer, ServiceExt};
 use tower_http::trace::TraceLayer;
 
 use crate::admin;
+use crate::gateway::Gateway;
 use crate::live::Live;
 use crate::protocol::{grpc, rest};
 use conn::ListenerLimits;
@@ -32,14 +35,33 @@ pub fn router(live: Arc<Live>) -> Router {
     base.fallback(move |req: Request<Body>| {
         let gw = live.current();
         async move {
-            if grpc::is_grpc(req.headers()) {
-                grpc::handle(gw, req).await
-            } else {
-                rest::handle(gw, req).await
+            match gw.cors.clone() {
+                // Per request: CORS is configuration, and reloads.
+                Some(cors) => {
+                    let inner = tower::service_fn(|req: Request<Body>| {
+                        let gw = gw.clone();
+                        async move { Ok::<_, Infallible>(by_protocol(gw, req).await) }
+                    });
+                    match cors.layer(inner).oneshot(req).await {
+                        Ok(resp) => resp.map(Body::new),
+                        Err(never) => match never {},
+                    }
+                }
+                None => by_protocol(gw, req).await,
             }
         }
     })
     .layer(TraceLayer::new_for_http())
+}
+
+/// gRPC requests (by content type) to the native gRPC adapter, every other
+/// request to the REST adapter.
+async fn by_protocol(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
+    if grpc::is_grpc(req.headers()) {
+        grpc::handle(gw, req).await
+    } else {
+        rest::handle(gw, req).await
+    }
 }
 
 /// Serves the admin endpoints on their own listener until `shutdown`.
