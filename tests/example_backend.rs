@@ -623,6 +623,7 @@ async fn stream_books_paces_messages() {
             seconds: 0,
             nanos: 50_000_000,
         }),
+        repeat: 0,
     });
     request
         .metadata_mut()
@@ -649,6 +650,7 @@ async fn stream_books_paces_messages() {
         .stream_books(StreamBooksRequest {
             parent: "shelves/99".into(),
             interval: None,
+            repeat: 0,
         })
         .await
         .unwrap_err();

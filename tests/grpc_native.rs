@@ -66,6 +66,7 @@ async fn server_streaming() {
         .stream_books(StreamBooksRequest {
             parent: "shelves/2".into(),
             interval: None,
+            repeat: 0,
         })
         .await
         .unwrap()
@@ -133,6 +134,7 @@ async fn deadline_from_grpc_timeout() {
             seconds: 5,
             nanos: 0,
         }),
+        repeat: 0,
     });
     req.set_timeout(std::time::Duration::from_millis(200));
     let result = async {

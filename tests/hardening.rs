@@ -414,6 +414,7 @@ async fn oversized_metadata_is_refused_before_it_can_break_the_shared_connection
                 seconds: 0,
                 nanos: 300_000_000,
             }),
+            repeat: 0,
         })
         .await
         .unwrap()

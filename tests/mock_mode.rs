@@ -320,6 +320,7 @@ stubs:
         .stream_books(StreamBooksRequest {
             parent: "shelves/5".into(),
             interval: None,
+            repeat: 0,
         })
         .await
         .unwrap()

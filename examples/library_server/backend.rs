@@ -240,6 +240,9 @@ pub async fn serve(
         })
     });
     tonic::transport::Server::builder()
+        // hyper's default is 200 streams per connection; a gateway in front
+        // multiplexes many clients onto one (bench/stream.sh holds 10,000).
+        .max_concurrent_streams(Some(100_000))
         .add_service(backend.into_service())
         .add_service(reflection_v1())
         .add_service(reflection_v1alpha())
@@ -441,13 +444,20 @@ impl LibraryService for LibraryBackend {
         // (trailers-only) rather than an in-stream failure.
         let setup = interval(req.interval.as_ref()).and_then(|pause| {
             let books = self.lock()?.shelf_books(&req.parent)?;
-            Ok((pause, books))
+            let repeat = match req.repeat {
+                0 => 1,
+                n if (1..=10_000_000).contains(&n) => n as usize,
+                _ => return Err(bad_request("repeat", "must be between 0 and 10000000")),
+            };
+            Ok((pause, books, repeat))
         });
         let gate = self.gate.lock().ok().and_then(|g| g.clone());
         let backend = self.clone();
-        echo.reply(setup.map(|(pause, books)| {
+        echo.reply(setup.map(|(pause, books, repeat)| {
             let (tx, rx) = mpsc::channel(4);
             tokio::spawn(async move {
+                let n = books.len() * repeat;
+                let books = books.into_iter().cycle().take(n);
                 let sent = send_books(&tx, books, pause, gate, fail_after).await;
                 if let Err(n) = sent {
                     backend.record_ending(StreamEnding::ClientGone(n));
@@ -593,12 +603,12 @@ impl LibraryService for LibraryBackend {
 /// `Err(n)`: the client went away after `n` books.
 async fn send_books(
     tx: &mpsc::Sender<Result<Book, Status>>,
-    books: Vec<Book>,
+    books: impl Iterator<Item = Book>,
     pause: std::time::Duration,
     gate: Option<Arc<tokio::sync::Semaphore>>,
     fail_after: Option<usize>,
 ) -> Result<(), usize> {
-    for (i, book) in books.into_iter().enumerate() {
+    for (i, book) in books.enumerate() {
         if fail_after == Some(i) {
             let _ = tx
                 .send(Err(Status::aborted(format!("failed after {i} books"))))
