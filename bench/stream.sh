@@ -34,13 +34,16 @@ if [[ ${LOAD_SKIP_BUILD:-0} != 1 ]]; then
   echo "cargo build --release --bin protogate --example library_server --example stream_bench ..." >&2
   cargo build --release --quiet --bin protogate --example library_server --example stream_bench
 fi
-ulimit -n 65536 2>/dev/null || echo "note: could not raise the open-file limit ($(ulimit -n))" >&2
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (( $(ulimit -n) < idle + 1000 )); then
+  echo "note: the open-file limit ($(ulimit -n)) is below STREAM_IDLE + 1000; fewer streams may open" >&2
+fi
 
 # Waits until $1 holds a line matching $2 and prints the first group of $3.
 wait_for() {
   for _ in $(seq 1 200); do
     if line=$(grep -m1 -E "$2" "$1" 2>/dev/null); then
-      sed -E "s/.*$3.*/\1/" <<<"$line"
+      sed -E "s#.*$3.*#\1#" <<<"$line"
       return
     fi
     sleep 0.05

@@ -322,3 +322,61 @@ async fn the_mock_streams_the_same_way() {
     assert_eq!(sse.matches("\ndata: ").count(), 4, "{sse}");
     assert!(sse.ends_with("event: end\ndata: {}\n\n"), "{sse}");
 }
+
+#[tokio::test]
+async fn an_idle_stream_gets_keep_alives_then_ends_with_deadline_exceeded() {
+    let env = common::Env::with_routes(&format!(
+        "{}\nstreaming: {{sse_keepalive: 100ms, idle_timeout: 700ms}}\n",
+        common::bundled_routes_yaml()
+    ))
+    .await;
+    let _gate = env.store.gate_streams();
+    let resp = env.http.get(env.url(&format!("{STREAM}?alt=sse"))).send().await.unwrap();
+    let mut records = Records::new(resp, b"\n\n");
+    assert!(records.next().await.unwrap().starts_with("id: 1\n"));
+    let mut keep_alives = 0;
+    let last = loop {
+        let r = records.next().await.unwrap();
+        if r == ": keep-alive\n\n" {
+            keep_alives += 1;
+        } else {
+            break r;
+        }
+    };
+    assert!(keep_alives >= 2, "{keep_alives} keep-alives");
+    let data = last.strip_prefix("event: error\ndata: ").expect(&last);
+    let status = json_line(data);
+    assert_eq!(status["code"], 4, "{status}");
+    assert!(status["message"].as_str().unwrap().contains("streaming.idle_timeout"), "{status}");
+    // The upstream call was cancelled with it.
+    let mut waited = Duration::ZERO;
+    while !env.store.stream_endings().contains(&StreamEnding::ClientGone(1)) {
+        assert!(waited < LIMIT, "the backend never saw the idle stream end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+}
+
+#[tokio::test]
+async fn stubbed_streams_with_delays_stream_through_the_mock() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stream.yaml"),
+        "method: library.v1.LibraryService.StreamBooks\nresponse:\n  stream:\n    - {message: {title: first}}\n    - {delay: 300ms, message: {title: second}}\n",
+    )
+    .unwrap();
+    let (gw, _) = common::start_gateway(
+        &format!("mock: {{enabled: true, stubs: '{}'}}", dir.path().display()),
+        None,
+    )
+    .await;
+    let resp = reqwest::get(format!("{}{STREAM}", gw.url())).await.unwrap();
+    assert_eq!(resp.headers()["grpc-metadata-x-protogate-mock"], "stub:stream.yaml#0");
+    let mut records = Records::new(resp, b"\n");
+    let started = std::time::Instant::now();
+    assert_eq!(json_line(&records.next().await.unwrap())["title"], "first");
+    assert_eq!(json_line(&records.next().await.unwrap())["title"], "second");
+    // The delay is the stub's, not buffering (a lower bound only).
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(records.next().await, None);
+}

@@ -3,6 +3,7 @@
 
 mod body;
 pub mod budget;
+pub mod json_sort;
 pub mod params;
 pub mod query;
 pub mod request;

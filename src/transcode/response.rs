@@ -155,6 +155,13 @@ fn to_json_sorted(
 ) -> Result<Bytes, GatewayError> {
     let so = opts.serialize_options();
     let desc = msg.descriptor();
+    if maps && !opts.pretty {
+        // Map entries sorted on the way out (json_sort), no intermediate tree.
+        let mut buf = Vec::with_capacity(256);
+        let ser = super::json_sort::Sorted(&mut serde_json::Serializer::new(&mut buf));
+        msg.serialize_with_options(ser, &so).map_err(internal)?;
+        return Ok(buf.into());
+    }
     if maps {
         let mut value = msg
             .serialize_with_options(serde_json::value::Serializer, &so)
