@@ -38,6 +38,7 @@ async fn main() -> Result<(), Error> {
     {
         ["rate", how, url, n] => rate(how, url, n.parse()?).await,
         ["idle", addr, n, secs] => idle(addr, n.parse()?, secs.parse()?).await,
+        ["conns", addr, n, secs] => conns(addr, n.parse()?, secs.parse()?).await,
         _ => {
             Err("usage: stream_bench rate grpc|ndjson|sse URL N | idle HOST:PORT N SECONDS".into())
         }
@@ -100,6 +101,17 @@ async fn count_records(resp: reqwest::Response, sep: &[u8]) -> Result<usize, Err
         carry.drain(..start);
     }
     Ok(count)
+}
+
+/// Opens `n` connections that send nothing: the listener's cost alone.
+async fn conns(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
+    let mut open = Vec::with_capacity(n);
+    for _ in 0..n {
+        open.push(tokio::net::TcpStream::connect(addr).await?);
+    }
+    println!("ready streams={}", open.len());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    Ok(())
 }
 
 async fn idle(addr: &str, n: usize, secs: u64) -> Result<(), Error> {

@@ -331,7 +331,12 @@ async fn an_idle_stream_gets_keep_alives_then_ends_with_deadline_exceeded() {
     ))
     .await;
     let _gate = env.store.gate_streams();
-    let resp = env.http.get(env.url(&format!("{STREAM}?alt=sse"))).send().await.unwrap();
+    let resp = env
+        .http
+        .get(env.url(&format!("{STREAM}?alt=sse")))
+        .send()
+        .await
+        .unwrap();
     let mut records = Records::new(resp, b"\n\n");
     assert!(records.next().await.unwrap().starts_with("id: 1\n"));
     let mut keep_alives = 0;
@@ -347,10 +352,20 @@ async fn an_idle_stream_gets_keep_alives_then_ends_with_deadline_exceeded() {
     let data = last.strip_prefix("event: error\ndata: ").expect(&last);
     let status = json_line(data);
     assert_eq!(status["code"], 4, "{status}");
-    assert!(status["message"].as_str().unwrap().contains("streaming.idle_timeout"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("streaming.idle_timeout"),
+        "{status}"
+    );
     // The upstream call was cancelled with it.
     let mut waited = Duration::ZERO;
-    while !env.store.stream_endings().contains(&StreamEnding::ClientGone(1)) {
+    while !env
+        .store
+        .stream_endings()
+        .contains(&StreamEnding::ClientGone(1))
+    {
         assert!(waited < LIMIT, "the backend never saw the idle stream end");
         tokio::time::sleep(Duration::from_millis(20)).await;
         waited += Duration::from_millis(20);
@@ -371,7 +386,10 @@ async fn stubbed_streams_with_delays_stream_through_the_mock() {
     )
     .await;
     let resp = reqwest::get(format!("{}{STREAM}", gw.url())).await.unwrap();
-    assert_eq!(resp.headers()["grpc-metadata-x-protogate-mock"], "stub:stream.yaml#0");
+    assert_eq!(
+        resp.headers()["grpc-metadata-x-protogate-mock"],
+        "stub:stream.yaml#0"
+    );
     let mut records = Records::new(resp, b"\n");
     let started = std::time::Instant::now();
     assert_eq!(json_line(&records.next().await.unwrap())["title"], "first");

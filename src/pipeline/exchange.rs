@@ -304,7 +304,12 @@ impl Stream for Guarded {
         }
         match self.events.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(CallEvent::Message(m)))) => {
-                if self.late.expired() {
+                // Once the timer is armed it tells (no clock read per message).
+                let late = match &self.sleep {
+                    Some(sleep) => sleep.is_elapsed(),
+                    None => self.late.expired(),
+                };
+                if late {
                     let timeout = self.late.timeout;
                     return self.end(GatewayError::DeadlineExceeded(timeout));
                 }

@@ -253,7 +253,12 @@ impl<S: Serializer> SerializeMap for MapOf<S> {
                 outer, mut entries, ..
             } => {
                 entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                let mut text = String::with_capacity(2 + entries.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>());
+                let mut text = String::with_capacity(
+                    2 + entries
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 2)
+                        .sum::<usize>(),
+                );
                 text.push('{');
                 for (i, (k, v)) in entries.iter().enumerate() {
                     if i > 0 {

@@ -407,6 +407,12 @@ impl Decoder for BytesCodec {
     type Item = Bytes;
     type Error = Status;
 
+    // tonic allocates this much per call up front (8 KiB by default), and a
+    // gateway holds thousands of idle streams: start small, grow as needed.
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        tonic::codec::BufferSettings::new(1024, 32 * 1024)
+    }
+
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
     }
