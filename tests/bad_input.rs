@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -387,37 +385,7 @@ fn raw_http() -> Vec<Probe> {
     out
 }
 
-/// The gateway process and its address.
-struct Gateway {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Gateway {
-    fn status(&self, key: &str) -> usize {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        text.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<usize>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
-
-    /// Resets the peak RSS to the current RSS.
-    fn reset_peak(&self) {
-        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
-    }
-}
-
-fn start(backend: &str, echo: &str, dir: &std::path::Path) -> Gateway {
+fn start(backend: &str, echo: &str, dir: &std::path::Path) -> common::Binary {
     let routes = dir.join("routes.yaml");
     std::fs::write(
         &routes,
@@ -425,39 +393,14 @@ fn start(backend: &str, echo: &str, dir: &std::path::Path) -> Gateway {
     )
     .unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_protogate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--watch",
-            "false",
-            "--routes",
-        ])
-        .arg(&routes)
-        .arg("--descriptors")
-        .arg(root.join("descriptors"))
-        .arg("--descriptors")
-        .arg(root.join("tests/fixtures/hardening"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway exited").unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + 20..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('"')
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Gateway { child, addr }
+    common::Binary::serve(&[
+        "--routes".as_ref(),
+        routes.as_os_str(),
+        "--descriptors".as_ref(),
+        root.join("descriptors").as_os_str(),
+        "--descriptors".as_ref(),
+        root.join("tests/fixtures/hardening").as_os_str(),
+    ])
 }
 
 /// Sends one probe; returns (HTTP status, body), or None when the gateway
@@ -520,15 +463,15 @@ async fn hostile_requests_get_4xx_json_and_the_gateway_stays_up_and_small() {
         r.is_ok_and(|r| r.status() == 200)
     };
     assert!(healthy().await);
-    let baseline = gw.status("VmRSS:");
+    let baseline = gw.memory("VmRSS:");
     let (mut total, mut worst) = (0, (0usize, 0usize, String::new()));
     for (category, probes) in categories() {
         for (i, probe) in probes.iter().enumerate() {
             gw.reset_peak();
-            let before = gw.status("VmRSS:");
+            let before = gw.memory("VmRSS:");
             let what = format!("{category} #{i}");
             let answer = send(&http, &gw.addr, probe).await;
-            let peak = gw.status("VmHWM:").saturating_sub(before);
+            let peak = gw.memory("VmHWM:").saturating_sub(before);
             if peak > worst.0 {
                 worst = (peak, probe.size(), what.clone());
             }
@@ -564,7 +507,7 @@ async fn hostile_requests_get_4xx_json_and_the_gateway_stays_up_and_small() {
         );
     }
     let (peak, size, what) = worst;
-    let rss = gw.status("VmRSS:");
+    let rss = gw.memory("VmRSS:");
     eprintln!(
         "bad-input suite: {total} requests; RSS {} MiB before, {} MiB after; worst request: {what}, {} KiB, peak +{} MiB ({:.1}x its size)",
         baseline >> 20,

@@ -90,51 +90,17 @@ async fn the_mock_downloads_too() {
     assert!(!r.bytes().await.unwrap().is_empty());
 }
 
-/// RSS of a process, in bytes.
-fn rss(pid: u32, key: &str) -> usize {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<usize>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_slows_the_upstream_instead_of_filling_the_gateway() {
     use futures_util::StreamExt;
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let (backend, _) = common::start_backend().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_protogate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--watch",
-            "false",
-            "--upstream",
-        ])
-        .arg(backend.url())
-        .arg("--descriptors")
-        .arg(common::descriptors_dir())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway exited").unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + 20..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('"')
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let gw = common::Binary::serve(&[
+        "--upstream".as_ref(),
+        backend.url().as_ref(),
+        "--descriptors".as_ref(),
+        common::descriptors_dir().as_os_str(),
+    ]);
+    let addr = gw.addr.clone();
     let http = reqwest::Client::new();
     // 64 MiB of text on the backend, downloaded in 64 KiB messages.
     let size = 64 << 20;
@@ -147,7 +113,7 @@ async fn a_slow_reader_slows_the_upstream_instead_of_filling_the_gateway() {
         .unwrap();
     // (An upload's limit is per message, and each chunk is small.)
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let before = rss(child.id(), "VmRSS:");
+    let before = gw.memory("VmRSS:");
     let resp = http
         .get(format!(
             "http://{addr}/v1/shelves/1/books/3:download?chunkSize=65536"
@@ -163,11 +129,9 @@ async fn a_slow_reader_slows_the_upstream_instead_of_filling_the_gateway() {
         // The reader is slow for the first 8 MiB: the stream waits for it.
         if read < 8 << 20 {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            peak = peak.max(rss(child.id(), "VmRSS:"));
+            peak = peak.max(gw.memory("VmRSS:"));
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(read, size);
     eprintln!(
         "slow reader: gateway RSS {} MiB before, at most {} MiB while slow",

@@ -7,8 +7,6 @@
 mod common;
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -101,50 +99,17 @@ async fn a_malformed_message_cancels_the_upstream_and_is_named() {
     );
 }
 
-/// RSS of a process, in bytes.
-fn rss(pid: u32, key: &str) -> usize {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<usize>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50_mb_body_streams_through_with_bounded_memory() {
     let (backend, store) = common::start_backend().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_protogate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--watch",
-            "false",
-            "--upstream",
-        ])
-        .arg(backend.url())
-        .arg("--descriptors")
-        .arg(common::descriptors_dir())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway exited").unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + 20..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('"')
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    let before = rss(child.id(), "VmRSS:");
+    let gw = common::Binary::serve(&[
+        "--upstream".as_ref(),
+        backend.url().as_ref(),
+        "--descriptors".as_ref(),
+        common::descriptors_dir().as_os_str(),
+    ]);
+    let addr = gw.addr.clone();
+    let before = gw.memory("VmRSS:");
 
     // 500,000 books of ~100 bytes, produced as the upload goes.
     let line = format!("{{\"title\": \"{}\"}}\n", "t".repeat(84));
@@ -170,9 +135,7 @@ async fn a_50_mb_body_streams_through_with_bounded_memory() {
         .unwrap();
     let status = r.status();
     let j: serde_json::Value = r.json().await.unwrap();
-    let peak = rss(child.id(), "VmHWM:");
-    let _ = child.kill();
-    let _ = child.wait();
+    let peak = gw.memory("VmHWM:");
     assert_eq!(status, 200, "{j}");
     let sent = chunks * 1000;
     assert_eq!(j["importedCount"], sent, "{j}");

@@ -19,6 +19,7 @@ use crate::config::{Config, ConfigError};
 use crate::descriptors::{self, DescriptorError, DescriptorSource};
 use crate::pipeline::{Hooks, Target};
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
+use crate::status::GatewayError;
 use crate::transcode::budget::DecodeLimits;
 use crate::transcode::{RequestOptions, ResponseOptions};
 use crate::upstream::mock::MockBackend;
@@ -339,6 +340,14 @@ impl Gateway {
     /// The routes, in table order.
     pub fn routes(&self) -> &[Route] {
         &self.table.routes
+    }
+
+    /// The route with id `id` (ids come from this snapshot's matcher).
+    pub fn route(&self, id: usize) -> Result<&Route, GatewayError> {
+        self.table
+            .routes
+            .get(id)
+            .ok_or_else(|| GatewayError::Internal(format!("route id {id} out of range")))
     }
 
     /// The largest upstream message accepted.

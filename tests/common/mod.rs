@@ -408,3 +408,64 @@ pub mod echo {
         }
     }
 }
+
+/// The real `protogate` binary, serving on an ephemeral port; killed when dropped.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    /// Starts `protogate serve --listen 127.0.0.1:0 --watch false <args>` and
+    /// waits for its "listening on" line.
+    pub fn serve(args: &[&std::ffi::OsStr]) -> Binary {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_protogate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--watch", "false"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("the gateway exited").unwrap();
+            if let Some(i) = line.find("listening on http://") {
+                break line[i + 20..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('"')
+                    .to_string();
+            }
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Binary { child, addr }
+    }
+
+    /// A `/proc/<pid>/status` figure in bytes (`VmRSS:`, `VmHWM:`).
+    pub fn memory(&self, key: &str) -> usize {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<usize>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// Resets the peak RSS (`VmHWM`) to the current RSS (Linux `clear_refs`).
+    pub fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+}

@@ -161,11 +161,7 @@ fn resolve<'g>(gw: &'g Gateway, parts: &Parts) -> Result<(&'g Route, RouteMatch)
                 GatewayError::bad_field(field, "path segment is not valid percent-encoded UTF-8")
             }
         })?;
-    let route = gw
-        .table
-        .routes
-        .get(hit.route)
-        .ok_or_else(|| GatewayError::Internal("route id out of range".into()))?;
+    let route = gw.route(hit.route)?;
     Ok((route, hit))
 }
 

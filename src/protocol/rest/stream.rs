@@ -87,11 +87,7 @@ pub(super) async fn start(
     response: CallResponse,
     format: StreamFormat,
 ) -> Result<Started, GatewayError> {
-    let r = gw
-        .table
-        .routes
-        .get(route)
-        .ok_or_else(|| GatewayError::Internal("route id out of range".into()))?;
+    let r = gw.route(route)?;
     let mut encoder = StreamEncoder::new(format, gw.response_options);
     let mut events = response.events;
     let (first, ended) = match events.next().await {
@@ -224,12 +220,7 @@ impl State {
     }
 
     fn encode(&mut self, message: &[u8]) -> Result<Bytes, GatewayError> {
-        let route = self
-            .gw
-            .table
-            .routes
-            .get(self.route)
-            .ok_or_else(|| GatewayError::Internal("route id out of range".into()))?;
+        let route = self.gw.route(self.route)?;
         self.encoder.message(route, message)
     }
 

@@ -59,11 +59,7 @@ pub(super) fn requests(
     parts: &Parts,
     body: Body,
 ) -> Result<RequestStream, GatewayError> {
-    let r = gw
-        .table
-        .routes
-        .get(route)
-        .ok_or_else(|| GatewayError::Internal("route id out of range".into()))?;
+    let r = gw.route(route)?;
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -193,11 +189,7 @@ fn raw(body: Body, t: Template, limit: usize) -> RequestStream {
 
 /// One message from one element, its errors naming the element.
 fn build(t: &Template, element: &[u8], index: usize) -> Result<Bytes, GatewayError> {
-    let route =
-        t.gw.table
-            .routes
-            .get(t.route)
-            .ok_or_else(|| GatewayError::Internal("route id out of range".into()))?;
+    let route = t.gw.route(t.route)?;
     let input = RequestInput {
         http_method: &t.method,
         bindings: &t.bindings,

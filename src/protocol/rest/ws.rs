@@ -155,11 +155,7 @@ async fn converse(
     sink: &mut SplitSink<WebSocket, Message>,
     source: stream::SplitStream<WebSocket>,
 ) -> Result<(), GatewayError> {
-    let route =
-        s.gw.table
-            .routes
-            .get(s.route)
-            .ok_or_else(|| GatewayError::Internal("route id out of range".into()))?;
+    let route = s.gw.route(s.route)?;
     let requests = requests(s, source);
     let response = exchange
         .dispatch(Dispatch {
@@ -250,12 +246,7 @@ struct Builder {
 
 impl Builder {
     fn build(&self, body: &[u8], index: usize) -> Result<Bytes, GatewayError> {
-        let route = self
-            .gw
-            .table
-            .routes
-            .get(self.route)
-            .ok_or_else(|| GatewayError::Internal("route id out of range".into()))?;
+        let route = self.gw.route(self.route)?;
         let input = RequestInput {
             http_method: &Method::POST,
             bindings: &self.bindings,
