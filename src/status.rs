@@ -169,6 +169,21 @@ impl GatewayError {
         }
     }
 
+    /// This error, found in the `index`th message of a stream: the index
+    /// leads its message and field path (`[2].book.pageCount`).
+    pub fn at_index(self, index: usize) -> GatewayError {
+        match self {
+            GatewayError::BadRequest { message, violation } => GatewayError::BadRequest {
+                message: format!("message {index}: {message}"),
+                violation: violation.map(|v| FieldViolation {
+                    field: format!("[{index}].{}", v.field),
+                    description: v.description,
+                }),
+            },
+            other => other,
+        }
+    }
+
     /// The gRPC code carried in the body's `code`.
     pub fn code(&self) -> Code {
         match self {
@@ -247,6 +262,77 @@ impl GatewayError {
     /// The JSON body as bytes.
     pub fn to_body(&self, pool: &DescriptorPool) -> Bytes {
         Bytes::from(self.to_json(pool).to_string())
+    }
+
+    /// The gRPC status this error stands for: an upstream's own, as sent;
+    /// the gateway's, with a `google.rpc.BadRequest` detail when a field is
+    /// at fault (so framed protocols name the field as REST does).
+    pub fn to_grpc_status(&self) -> tonic::Status {
+        match self {
+            GatewayError::Upstream(s) => s.clone(),
+            GatewayError::BadRequest {
+                violation: Some(v), ..
+            } => {
+                let details = rpc::bad_request(&v.field, &v.description);
+                tonic::Status::with_details(self.code(), self.to_string(), details)
+            }
+            other => tonic::Status::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+/// The few google.rpc messages the gateway writes itself, so that errors
+/// carry details whatever descriptors are loaded.
+pub mod rpc {
+    use bytes::Bytes;
+    use prost::Message;
+
+    /// `google.rpc.Status`.
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Status {
+        /// The gRPC code.
+        #[prost(int32, tag = "1")]
+        pub code: i32,
+        /// The message.
+        #[prost(string, tag = "2")]
+        pub message: String,
+        /// The details.
+        #[prost(message, repeated, tag = "3")]
+        pub details: Vec<prost_types::Any>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    struct BadRequest {
+        #[prost(message, repeated, tag = "1")]
+        field_violations: Vec<FieldViolation>,
+    }
+
+    #[derive(Clone, PartialEq, Message)]
+    struct FieldViolation {
+        #[prost(string, tag = "1")]
+        field: String,
+        #[prost(string, tag = "2")]
+        description: String,
+    }
+
+    /// An encoded `google.rpc.Status` (code INVALID_ARGUMENT) whose one
+    /// detail is a `google.rpc.BadRequest` naming `field`.
+    pub fn bad_request(field: &str, description: &str) -> Bytes {
+        let detail = BadRequest {
+            field_violations: vec![FieldViolation {
+                field: field.to_string(),
+                description: description.to_string(),
+            }],
+        };
+        let status = Status {
+            code: tonic::Code::InvalidArgument as i32,
+            message: format!("{field}: {description}"),
+            details: vec![prost_types::Any {
+                type_url: "type.googleapis.com/google.rpc.BadRequest".into(),
+                value: detail.encode_to_vec(),
+            }],
+        };
+        status.encode_to_vec().into()
     }
 }
 

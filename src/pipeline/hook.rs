@@ -22,6 +22,10 @@ pub enum Protocol {
     Rest,
     /// Native gRPC (re-framed).
     Grpc,
+    /// gRPC-Web (binary or base64 text), translated to native gRPC.
+    GrpcWeb,
+    /// The Connect protocol (JSON or binary messages).
+    Connect,
     /// Streaming methods over WebSocket (JSON frames).
     WebSocket,
 }
@@ -32,6 +36,8 @@ impl Protocol {
         match self {
             Protocol::Rest => "rest",
             Protocol::Grpc => "grpc",
+            Protocol::GrpcWeb => "grpc-web",
+            Protocol::Connect => "connect",
             Protocol::WebSocket => "websocket",
         }
     }

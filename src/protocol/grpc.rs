@@ -17,6 +17,7 @@ use http_body::Frame;
 use http_body_util::{BodyDataStream, StreamBody};
 use tonic::metadata::MetadataMap;
 
+use super::compression::{ACCEPTED, Codec};
 use super::envelope::{self, Decoder, EnvelopeError, FLAG_COMPRESSED};
 use super::metadata::client_timeout;
 use super::trailers::{ok_trailers, status_trailers, to_status};
@@ -48,11 +49,28 @@ const RESERVED: &[&str] = &[
     "grpc-timeout",
     "grpc-encoding",
     "grpc-accept-encoding",
+    // Hop-level or added by the gRPC-Web translation, never the caller's metadata.
+    "accept-encoding",
+    "x-grpc-web",
+    "x-user-agent",
 ];
+
+const ENCODING: &str = "grpc-encoding";
+const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
 
 /// Serves one gRPC call.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
-    let mut exchange = Exchange::begin(gw.hooks.clone(), Protocol::Grpc, req.method().clone());
+    handle_as(gw, req, Protocol::Grpc).await
+}
+
+/// Serves one call framed as native gRPC, reported as `protocol` (gRPC-Web
+/// arrives here translated).
+pub(crate) async fn handle_as(
+    gw: Arc<Gateway>,
+    req: Request<Body>,
+    protocol: Protocol,
+) -> Response<Body> {
+    let mut exchange = Exchange::begin(gw.hooks.clone(), protocol, req.method().clone());
     if req.method() != http::Method::POST {
         // gRPC is POST only; anything else is a client speaking HTTP, not gRPC.
         let e = GatewayError::MethodNotAllowed {
@@ -66,7 +84,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
         return resp;
     }
     match serve(&gw, &mut exchange, req).await {
-        Ok(response) => streamed(response, exchange),
+        Ok((response, compression)) => streamed(response, compression, exchange),
         Err(e) => {
             exchange.finish(StatusCode::OK, Err(&e));
             trailers_only(&to_status(&e))
@@ -78,56 +96,97 @@ async fn serve(
     gw: &Gateway,
     exchange: &mut Exchange,
     req: Request<Body>,
-) -> Result<CallResponse, GatewayError> {
+) -> Result<(CallResponse, MessageCompression), GatewayError> {
     let (parts, body) = req.into_parts();
     let target = gw.grpc_targets.get(parts.uri.path()).ok_or_else(|| {
         GatewayError::Unimplemented(format!("unknown method {}", parts.uri.path()))
     })?;
     exchange.resolve(target.clone());
-    if let Some(enc) = parts.headers.get("grpc-encoding")
-        && enc != "identity"
-    {
-        return Err(GatewayError::Unimplemented(
-            "compressed requests are not supported; send grpc-encoding: identity".into(),
-        ));
-    }
+    let codec = Codec::from_request(&parts.headers, ENCODING)?;
+    let respond = if gw.config.compression.messages {
+        Codec::accepted_by(&parts.headers, ACCEPT_ENCODING)
+    } else {
+        Codec::Identity
+    };
     let mut md_headers = parts.headers.clone();
     for h in RESERVED {
         md_headers.remove(*h);
     }
     let limit = usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX);
-    exchange
+    let response = exchange
         .dispatch(Dispatch {
             metadata: MetadataMap::from_headers(md_headers),
-            requests: request_messages(body, limit),
+            requests: request_messages(body, limit, codec),
             headers: &parts.headers,
             client_timeout: client_timeout(&parts.headers)?,
         })
-        .await
+        .await?;
+    Ok((response, MessageCompression::new(gw, respond)))
 }
 
-/// The request body, split into messages. A malformed, compressed or
-/// oversized frame yields an error (which cancels the call upstream) and
-/// ends the stream.
-fn request_messages(body: Body, limit: usize) -> RequestStream {
+/// How response messages are compressed: with `codec`, from `min_size` bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageCompression {
+    codec: Codec,
+    min_size: usize,
+}
+
+impl MessageCompression {
+    /// `codec` (when `compression.messages` is on) from `compression.min_size`.
+    pub fn new(gw: &Gateway, codec: Codec) -> MessageCompression {
+        let options = &gw.config.compression;
+        MessageCompression {
+            codec: if options.messages {
+                codec
+            } else {
+                Codec::Identity
+            },
+            min_size: usize::try_from(options.min_size.0).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The encoding response messages may use.
+    pub fn codec(self) -> Codec {
+        self.codec
+    }
+
+    /// Whether a message of `len` bytes is sent compressed.
+    pub fn compresses(self, len: usize) -> bool {
+        self.codec != Codec::Identity && len >= self.min_size
+    }
+
+    /// One message as a frame, compressed when it is worth it.
+    pub fn frame(self, message: &[u8]) -> Bytes {
+        if self.compresses(message.len()) {
+            envelope::encode(FLAG_COMPRESSED, &self.codec.compress(message))
+        } else {
+            envelope::encode(0, message)
+        }
+    }
+}
+
+/// The request body, split into messages (gRPC, gRPC-Web and Connect frame
+/// requests alike). A frame that is malformed, oversized, or compressed
+/// without a negotiated encoding yields an error (which cancels the call
+/// upstream) and ends the stream.
+pub(crate) fn request_messages(body: Body, limit: usize, codec: Codec) -> RequestStream {
     let data: BodyDataStream<Body> = BodyDataStream::new(body);
-    stream::unfold(Some((data, Decoder::new(limit))), |state| async move {
+    stream::unfold(Some((data, Decoder::new(limit))), move |state| async move {
         let (mut data, mut decoder) = state?;
         loop {
             match decoder.next_frame() {
-                Ok(Some(frame)) if frame.flags == 0 => {
-                    return Some((Ok(frame.payload), Some((data, decoder))));
+                Ok(Some(frame)) => {
+                    return match message(frame, codec, limit) {
+                        Ok(m) => Some((Ok(m), Some((data, decoder)))),
+                        Err(e) => Some((Err(e), None)),
+                    };
                 }
-                Ok(Some(frame)) => return Some((Err(bad_flags(frame.flags)), None)),
                 Ok(None) => {}
                 Err(e) => return Some((Err(envelope_error(e)), None)),
             }
             match data.next().await {
                 Some(Ok(chunk)) => decoder.push(chunk),
-                Some(Err(e)) => {
-                    let gone = GatewayError::Cancelled(format!("reading the request: {e}"));
-                    return Some((Err(gone), None));
-                }
+                Some(Err(e)) => return Some((Err(body_error(e)), None)),
                 None => {
                     return match decoder.finish() {
                         Ok(()) => None,
@@ -138,6 +197,25 @@ fn request_messages(body: Body, limit: usize) -> RequestStream {
         }
     })
     .boxed()
+}
+
+/// A frame's message, inflated when it says it is compressed.
+fn message(frame: envelope::Frame, codec: Codec, limit: usize) -> Result<Bytes, GatewayError> {
+    match frame.flags {
+        0 => Ok(frame.payload),
+        FLAG_COMPRESSED if codec != Codec::Identity => codec.decompress(&frame.payload, limit),
+        flags => Err(bad_flags(flags)),
+    }
+}
+
+/// A request body that failed: a translation layer's refusal (bad base64
+/// in gRPC-Web text, as a `tonic::Status`) is the client's fault; anything
+/// else is the client going away.
+fn body_error(e: axum::Error) -> GatewayError {
+    match e.into_inner().downcast::<tonic::Status>() {
+        Ok(status) => GatewayError::MalformedFrame(status.message().to_string()),
+        Err(other) => GatewayError::Cancelled(format!("reading the request: {other}")),
+    }
 }
 
 fn bad_flags(flags: u8) -> GatewayError {
@@ -159,7 +237,11 @@ fn envelope_error(e: EnvelopeError) -> GatewayError {
 
 /// The response headers, then messages as frames, then the status as
 /// trailers; the exchange ends with the stream.
-fn streamed(response: CallResponse, exchange: Exchange) -> Response<Body> {
+fn streamed(
+    response: CallResponse,
+    compression: MessageCompression,
+    exchange: Exchange,
+) -> Response<Body> {
     let mut headers = response.metadata.into_headers();
     for h in [
         "content-type",
@@ -173,7 +255,11 @@ fn streamed(response: CallResponse, exchange: Exchange) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    let frames = response_frames(response.events, exchange);
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPTED));
+    if compression.codec != Codec::Identity {
+        headers.insert(ENCODING, HeaderValue::from_static(compression.codec.name()));
+    }
+    let frames = response_frames(response.events, compression, exchange);
     let mut resp = Response::new(Body::new(StreamBody::new(frames)));
     *resp.headers_mut() = headers;
     resp
@@ -184,13 +270,14 @@ type FrameStream = BoxStream<'static, Result<Frame<Bytes>, Infallible>>;
 /// Messages as length-prefixed frames, then the status as trailers.
 fn response_frames(
     events: BoxStream<'static, Result<CallEvent, GatewayError>>,
+    compression: MessageCompression,
     exchange: Exchange,
 ) -> FrameStream {
-    stream::unfold(Some((events, exchange)), |state| async move {
+    stream::unfold(Some((events, exchange)), move |state| async move {
         let (mut events, exchange) = state?;
         let trailers = match events.next().await {
             Some(Ok(CallEvent::Message(m))) => {
-                let frame = Frame::data(envelope::encode(0, &m));
+                let frame = Frame::data(compression.frame(&m));
                 return Some((Ok(frame), Some((events, exchange))));
             }
             Some(Ok(CallEvent::Trailers(t))) => {
@@ -220,6 +307,7 @@ fn trailers_only(s: &tonic::Status) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
+    h.insert(ACCEPT_ENCODING, HeaderValue::from_static(ACCEPTED));
     *resp.headers_mut() = h;
     resp
 }

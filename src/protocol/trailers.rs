@@ -10,10 +10,7 @@ use crate::status::GatewayError;
 
 /// The gRPC status a gateway error stands for (an upstream's own, as sent).
 pub fn to_status(e: &GatewayError) -> tonic::Status {
-    match e {
-        GatewayError::Upstream(s) => s.clone(),
-        other => tonic::Status::new(other.code(), other.to_string()),
-    }
+    e.to_grpc_status()
 }
 
 /// grpc-status, grpc-message, grpc-status-details-bin and the status's metadata.
