@@ -319,23 +319,16 @@ async fn http_body_response_is_raw_bytes_with_its_content_type() {
 async fn yaml_rule_replaces_auto_mapping() {
     let env = Env::start().await;
     // The bundled routes.yaml maps SearchBooks, so it has no auto route, and
-    // annotated methods never get one.
-    let r = env
-        .send_json(
-            "POST",
-            "/library.v1.LibraryService/SearchBooks",
-            r#"{"query":"cosmos"}"#,
-        )
-        .await;
-    r.assert_error(404, 5);
-    let r = env
-        .send_json(
-            "POST",
-            "/library.v1.LibraryService/GetShelf",
-            r#"{"name":"shelves/1"}"#,
-        )
-        .await;
-    r.assert_error(404, 5);
+    // annotated methods never get one: their method paths are Connect's
+    // (errors in Connect's shape, the code a string).
+    for (path, bad) in [
+        ("/library.v1.LibraryService/SearchBooks", r#"{"nope":1}"#),
+        ("/library.v1.LibraryService/GetShelf", r#"{"nope":1}"#),
+    ] {
+        let r = env.send_json("POST", path, bad).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(r.json()["code"], "invalid_argument", "{path}");
+    }
 }
 
 #[tokio::test]
@@ -349,6 +342,15 @@ async fn unannotated_method_is_auto_mapped() {
         )
         .await);
     assert_eq!(titles(&found, "books"), ["Cosmos"]);
+    // The auto route is REST's (its error shape, the code a number)…
+    let bad = env
+        .send_json(
+            "POST",
+            "/library.v1.LibraryService/SearchBooks",
+            r#"{"nope":1}"#,
+        )
+        .await;
+    bad.assert_error(400, 3);
     // Without the YAML rule its REST routes are gone.
     env.get("/v1/search/cosmos").await.assert_error(404, 5);
     // Annotated methods keep their own routes.
@@ -358,13 +360,15 @@ async fn unannotated_method_is_auto_mapped() {
 #[tokio::test]
 async fn auto_map_false_removes_the_auto_route() {
     let env = Env::with_routes("routing: {auto_map: false}\n").await;
+    // No REST route: the method path is Connect's alone.
     let r = env
         .send_json(
             "POST",
             "/library.v1.LibraryService/SearchBooks",
-            r#"{"query":"cosmos"}"#,
+            r#"{"nope":1}"#,
         )
         .await;
-    r.assert_error(404, 5);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["code"], "invalid_argument");
     assert_eq!(ok(&env.get("/v1/shelves/1").await)["name"], "shelves/1");
 }

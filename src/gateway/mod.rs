@@ -21,6 +21,7 @@ use crate::pipeline::{Hooks, Target};
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
 use crate::status::GatewayError;
 use crate::transcode::budget::DecodeLimits;
+use crate::transcode::message::MethodJson;
 use crate::transcode::{RequestOptions, ResponseOptions};
 use crate::upstream::mock::MockBackend;
 use crate::upstream::mock::stubs::StubError;
@@ -137,6 +138,8 @@ pub struct Gateway {
     pub route_targets: Vec<Arc<Target>>,
     /// Every method by gRPC path (`/pkg.Service/Method`), for the framed protocols.
     pub grpc_targets: HashMap<String, Arc<Target>>,
+    /// Every method by gRPC path, its messages ready for JSON (Connect).
+    pub method_json: HashMap<String, MethodJson>,
     /// The hooks run at the dispatch seam.
     pub hooks: Hooks,
     /// Request decoding options.
@@ -310,10 +313,15 @@ impl Gateway {
                 Arc::new(target)
             })
             .collect();
+        let method_json = grpc_targets
+            .iter()
+            .map(|(path, t)| (path.clone(), MethodJson::new(&t.method)))
+            .collect();
         Ok(Gateway {
             pool,
             route_targets,
             grpc_targets,
+            method_json,
             hooks: resources.hooks(),
             request_options: RequestOptions {
                 unknown_fields: config.json.unknown_fields,

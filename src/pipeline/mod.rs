@@ -20,4 +20,4 @@ mod target;
 
 pub use exchange::{Dispatch, Exchange};
 pub use hook::{CallInfo, Hook, Hooks, Outcome, Protocol};
-pub use target::{DEFAULT_MAX_METADATA_BYTES, Target};
+pub use target::{DEFAULT_MAX_METADATA_BYTES, Idempotency, Target};

@@ -31,6 +31,35 @@ pub struct Target {
     pub wants_context: bool,
     /// The largest request metadata sent on (as HTTP/2 counts header lists).
     pub max_metadata_bytes: usize,
+    /// The method's `idempotency_level` option.
+    pub idempotency: Idempotency,
+}
+
+/// A method's `idempotency_level` (descriptor.proto's `MethodOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Idempotency {
+    /// Not declared.
+    #[default]
+    Unknown,
+    /// `NO_SIDE_EFFECTS`: safe to call with GET and to cache.
+    NoSideEffects,
+    /// `IDEMPOTENT`: safe to repeat.
+    Idempotent,
+}
+
+impl Idempotency {
+    /// The level `method` declares.
+    pub fn of(method: &MethodDescriptor) -> Idempotency {
+        let level = method
+            .options()
+            .get_field_by_name("idempotency_level")
+            .and_then(|v| v.as_enum_number());
+        match level {
+            Some(1) => Idempotency::NoSideEffects,
+            Some(2) => Idempotency::Idempotent,
+            _ => Idempotency::Unknown,
+        }
+    }
 }
 
 /// Metadata size limit when none is configured: below the smallest default
@@ -48,6 +77,7 @@ impl Target {
         timeout: Duration,
     ) -> Target {
         Target {
+            idempotency: Idempotency::of(&method),
             path: grpc_path(&method),
             wants_context: backend.as_ref().is_some_and(|b| b.wants_context()),
             method,

@@ -2,6 +2,7 @@
 //! Every request reads the live snapshot once, at arrival, and keeps it to
 //! the end (see [`crate::live`]).
 
+mod compress;
 pub mod conn;
 mod rewrite;
 
@@ -20,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::admin;
 use crate::gateway::Gateway;
 use crate::live::Live;
-use crate::protocol::{grpc, rest};
+use crate::protocol::{connect, grpc, grpc_web, rest};
 use conn::ListenerLimits;
 
 /// The router: gRPC requests (by content type) go to the native gRPC adapter,
@@ -54,13 +55,33 @@ pub fn router(live: Arc<Live>) -> Router {
     .layer(TraceLayer::new_for_http())
 }
 
-/// gRPC requests (by content type) to the native gRPC adapter, every other
-/// request to the REST adapter.
+/// Each request to its protocol's adapter: gRPC, gRPC-Web and Connect by
+/// content type (Connect GETs by their query), everything else to REST.
 async fn by_protocol(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     if grpc::is_grpc(req.headers()) {
         grpc::handle(gw, req).await
+    } else if grpc_web::is_grpc_web(req.headers()) {
+        grpc_web::handle(gw, req).await
+    } else if connect::is_connect(&gw, &req) {
+        connect::handle(gw, req).await
     } else {
-        rest::handle(gw, req).await
+        rest_compressed(gw, req).await
+    }
+}
+
+/// REST, its responses compressed as `compression:` says (per snapshot, so
+/// it reloads).
+async fn rest_compressed(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
+    let Some(layer) = compress::layer(&gw.config.compression) else {
+        return rest::handle(gw, req).await;
+    };
+    let inner = tower::service_fn(move |req: Request<Body>| {
+        let gw = gw.clone();
+        async move { Ok::<_, Infallible>(rest::handle(gw, req).await) }
+    });
+    match layer.layer(inner).oneshot(req).await {
+        Ok(resp) => resp.map(Body::new),
+        Err(never) => match never {},
     }
 }
 

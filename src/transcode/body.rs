@@ -44,6 +44,17 @@ fn check_json_content_type(ct: Option<&str>) -> Result<(), GatewayError> {
     }
 }
 
+/// A whole JSON document as a message of `desc` (no route, no content-type
+/// check: the protocol decided it is JSON).
+pub(super) fn message(
+    desc: &MessageDescriptor,
+    json: &[u8],
+    opts: &RequestOptions,
+    shape: Shape,
+) -> Result<DynamicMessage, GatewayError> {
+    parse_json(desc, json, "", opts, shape)
+}
+
 fn parse_json(
     desc: &MessageDescriptor,
     body: &[u8],

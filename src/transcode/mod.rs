@@ -4,6 +4,7 @@
 mod body;
 pub mod budget;
 pub mod json_sort;
+pub mod message;
 pub mod params;
 pub mod query;
 pub mod request;

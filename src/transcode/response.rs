@@ -148,7 +148,7 @@ pub fn to_json(msg: &DynamicMessage, opts: &ResponseOptions) -> Result<Bytes, Ga
 }
 
 /// [`to_json`] with the map check already made (routes make it at load time).
-fn to_json_sorted(
+pub(super) fn to_json_sorted(
     msg: &DynamicMessage,
     opts: &ResponseOptions,
     maps: bool,

@@ -10,9 +10,9 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
 use prost::Message;
 
+use super::body::read_body;
 use super::metadata::{client_timeout, request_metadata, response_headers};
 use crate::call::single;
 use crate::gateway::Gateway;
@@ -98,13 +98,7 @@ async fn unary_message(
     parts: &Parts,
     body: Body,
 ) -> Result<Bytes, GatewayError> {
-    let limits = &gw.config.limits;
-    let body = tokio::time::timeout(
-        limits.body_read_timeout.0,
-        read_body(&parts.headers, body, gw.max_body_bytes),
-    )
-    .await
-    .map_err(|_| GatewayError::BodyTimeout(limits.body_read_timeout.0))??;
+    let body = read_body(gw, &parts.headers, body).await?;
     let input = RequestInput {
         http_method: &parts.method,
         bindings,
@@ -190,27 +184,6 @@ fn encode(
     let mut resp = Response::new(Body::from(bytes));
     *resp.headers_mut() = headers;
     Ok(resp)
-}
-
-async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, GatewayError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(GatewayError::PayloadTooLarge { limit });
-    }
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit_usize).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge { limit })
-        }
-        Err(e) => Err(GatewayError::BadRequest {
-            message: format!("failed to read request body: {e}"),
-            violation: None,
-        }),
-    }
 }
 
 fn wants_pretty(query: Option<&str>) -> bool {

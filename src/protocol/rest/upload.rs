@@ -199,21 +199,7 @@ fn build(t: &Template, element: &[u8], index: usize) -> Result<Bytes, GatewayErr
     };
     match build_request(route, &input, &t.gw.request_options) {
         Ok(msg) => Ok(Bytes::from(msg.encode_to_vec())),
-        Err(e) => Err(at_index(e, index)),
-    }
-}
-
-/// `e`, with the element's index in its message and field path.
-pub(super) fn at_index(e: GatewayError, index: usize) -> GatewayError {
-    match e {
-        GatewayError::BadRequest { message, violation } => GatewayError::BadRequest {
-            message: format!("message {index}: {message}"),
-            violation: violation.map(|v| FieldViolation {
-                field: format!("[{index}].{}", v.field),
-                description: v.description,
-            }),
-        },
-        other => other,
+        Err(e) => Err(e.at_index(index)),
     }
 }
 

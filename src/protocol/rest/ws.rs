@@ -27,7 +27,6 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use prost::Message as _;
 
 use super::error_response;
-use super::upload::at_index;
 use crate::call::{CallEvent, RequestStream};
 use crate::gateway::Gateway;
 use crate::pipeline::{Dispatch, Exchange};
@@ -256,7 +255,7 @@ impl Builder {
         };
         build_request(route, &input, &self.gw.request_options)
             .map(|m| Bytes::from(m.encode_to_vec()))
-            .map_err(|e| at_index(e, index))
+            .map_err(|e| e.at_index(index))
     }
 }
 
