@@ -36,7 +36,8 @@ pub fn is_grpc_web(headers: &HeaderMap) -> bool {
 }
 
 /// Serves one gRPC-Web call.
-pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
+pub async fn handle(gw: Arc<Gateway>, mut req: Request<Body>) -> Response<Body> {
+    answer_text_in_text(req.headers_mut());
     let native = tower::service_fn(move |req: Request<tonic::body::Body>| {
         let gw = gw.clone();
         async move {
@@ -47,5 +48,18 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     match GrpcWebLayer::new().layer(native).oneshot(req).await {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
+    }
+}
+
+/// A text (base64) request gets a text answer, as Envoy gives it: tonic-web
+/// decides by `Accept` alone, which clients other than Google's leave at
+/// `*/*`.
+fn answer_text_in_text(headers: &mut HeaderMap) {
+    let text = headers
+        .get(header::CONTENT_TYPE)
+        .filter(|ct| ct.as_bytes().starts_with(b"application/grpc-web-text"))
+        .cloned();
+    if let Some(ct) = text {
+        headers.insert(header::ACCEPT, ct);
     }
 }
