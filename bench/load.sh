@@ -9,9 +9,14 @@
 #   LOAD_DURATION      seconds per measured run                        (10)
 #   LOAD_WARMUP        seconds of unmeasured warm-up before each run    (2; 0 = none)
 #   LOAD_CONCURRENCY   connections (one request in flight on each)      (32)
-#   LOAD_SCENARIOS     which runs, space separated, in this order: grpc rest-h1 rest-h2
-#                      (grpc = direct gRPC over h2c; rest-h1/rest-h2 = GET through the
-#                      gateway over HTTP/1.1 / cleartext HTTP/2)     ("grpc rest-h1 rest-h2")
+#   LOAD_SCENARIOS     which runs, space separated, in this order:
+#                        grpc      direct gRPC to the backend over h2c
+#                        rest-h1   REST GET through the gateway over HTTP/1.1
+#                        rest-h2   REST GET through the gateway over cleartext HTTP/2
+#                        grpc-gw   native gRPC through the gateway (pass-through, h2c)
+#                        grpc-web  gRPC-Web (binary) through the gateway over HTTP/1.1
+#                        connect   Connect unary JSON POST through the gateway over HTTP/1.1
+#                      ("grpc rest-h1 rest-h2 grpc-gw grpc-web connect")
 #   LOAD_GENERATOR     oha | h2load                                     (oha)
 #   LOAD_SKIP_BUILD    1 = use the existing target/release binaries as they are
 #   OHA                path to an oha binary (default: target/tools/bin/oha, then PATH; if
@@ -34,7 +39,7 @@ root=$(pwd)
 duration=${LOAD_DURATION:-10}
 warmup=${LOAD_WARMUP:-2}
 conc=${LOAD_CONCURRENCY:-32}
-scenarios=${LOAD_SCENARIOS:-grpc rest-h1 rest-h2}
+scenarios=${LOAD_SCENARIOS:-grpc rest-h1 rest-h2 grpc-gw grpc-web connect}
 generator=${LOAD_GENERATOR:-oha}
 oha_version=${OHA_VERSION:-1.16.0}
 book_path=/v1/shelves/1/books/1
@@ -51,7 +56,8 @@ for v in duration warmup conc; do
 done
 ((duration > 0 && conc > 0)) || die "LOAD_DURATION and LOAD_CONCURRENCY must be positive"
 for s in $scenarios; do
-  [[ $s == grpc || $s == rest-h1 || $s == rest-h2 ]] || die "unknown scenario '$s' (use grpc, rest-h1, rest-h2)"
+  [[ $s =~ ^(grpc|rest-h1|rest-h2|grpc-gw|grpc-web|connect)$ ]] ||
+    die "unknown scenario '$s' (use grpc, rest-h1, rest-h2, grpc-gw, grpc-web, connect)"
 done
 [[ $generator == oha || $generator == h2load ]] || die "LOAD_GENERATOR must be oha or h2load"
 command -v python3 >/dev/null || die "python3 is needed (gRPC request body, result table)"
@@ -166,6 +172,8 @@ EOF
 
 rest_url=http://$gateway$book_path
 grpc_url=http://$backend$grpc_method
+gw_grpc_url=http://$gateway$grpc_method
+connect_body='{"name":"shelves/1/books/1"}'
 
 curl -fsS "$rest_url" -o "$work/rest.json" || die "GET $rest_url failed"
 grep -q "\"title\":\"$title\"" "$work/rest.json" || die "unexpected gateway answer: $(head -c 300 "$work/rest.json")"
@@ -177,6 +185,22 @@ grep -qi '^grpc-status: *0' "$work/grpc.headers" ||
 grep -q "$title" "$work/grpc.body" || die "direct gRPC answer does not hold the book"
 grpc_size=$(wc -c <"$work/grpc.body")
 rest_size=$(wc -c <"$work/rest.json")
+# The browser protocols through the gateway: each must answer the book before it is loaded.
+curl -sS --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
+  --data-binary "@$grpc_body" -D "$work/gw-grpc.headers" -o "$work/gw-grpc.body" "$gw_grpc_url" ||
+  die "gRPC through the gateway failed"
+grep -qi '^grpc-status: *0' "$work/gw-grpc.headers" || die "gRPC through the gateway did not succeed"
+curl -fsS --http1.1 -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+  --data-binary "@$grpc_body" -o "$work/grpc-web.body" "$gw_grpc_url" || die "gRPC-Web call failed"
+grep -qa 'grpc-status:0' "$work/grpc-web.body" || die "gRPC-Web answer has no OK trailer frame"
+curl -fsS --http1.1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' \
+  -d "$connect_body" -o "$work/connect.json" "$gw_grpc_url" || die "Connect call failed"
+grep -q "\"title\":\"$title\"" "$work/connect.json" || die "unexpected Connect answer"
+declare -A body_size=(
+  [grpc]=$grpc_size [rest-h1]=$rest_size [rest-h2]=$rest_size
+  [grpc-gw]=$(wc -c <"$work/gw-grpc.body") [grpc-web]=$(wc -c <"$work/grpc-web.body")
+  [connect]=$(wc -c <"$work/connect.json")
+)
 
 # ---- load -------------------------------------------------------------------------------
 # run NAME SECONDS OUT: one load run of scenario NAME.
@@ -186,9 +210,15 @@ run() {
     oha:grpc) args=(--http2 -m POST -H 'content-type: application/grpc' -H 'te: trailers' -D "$grpc_body" "$grpc_url") ;;
     oha:rest-h1) args=(--http-version 1.1 "$rest_url") ;;
     oha:rest-h2) args=(--http2 "$rest_url") ;;
+    oha:grpc-gw) args=(--http2 -m POST -H 'content-type: application/grpc' -H 'te: trailers' -D "$grpc_body" "$gw_grpc_url") ;;
+    oha:grpc-web) args=(--http-version 1.1 -m POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' -D "$grpc_body" "$gw_grpc_url") ;;
+    oha:connect) args=(--http-version 1.1 -m POST -H 'content-type: application/json' -H 'connect-protocol-version: 1' -d "$connect_body" "$gw_grpc_url") ;;
     h2load:grpc) args=(-H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body" "$grpc_url") ;;
     h2load:rest-h1) args=(--h1 "$rest_url") ;;
     h2load:rest-h2) args=("$rest_url") ;;
+    h2load:grpc-gw) args=(-H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body" "$gw_grpc_url") ;;
+    h2load:grpc-web) args=(--h1 -H 'content-type: application/grpc-web+proto' -d "$grpc_body" "$gw_grpc_url") ;;
+    h2load:connect) args=(--h1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' -d "$work/connect.req" "$gw_grpc_url") ;;
     *) die "unknown scenario '$name'" ;;
   esac
   # In the background plus `wait`, so that Ctrl-C runs the trap at once (bash defers traps
@@ -211,7 +241,11 @@ declare -A label=(
   [grpc]="gRPC direct (h2c POST)"
   [rest-h1]="REST via gateway (HTTP/1.1)"
   [rest-h2]="REST via gateway (h2c)"
+  [grpc-gw]="gRPC via gateway (h2c)"
+  [grpc-web]="gRPC-Web via gateway (HTTP/1.1)"
+  [connect]="Connect JSON via gateway (HTTP/1.1)"
 )
+printf '%s' "$connect_body" >"$work/connect.req"
 results=()
 loadavg=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 for s in $scenarios; do
@@ -220,8 +254,7 @@ for s in $scenarios; do
   fi
   log "loading: ${label[$s]} for ${duration}s at ${conc} connections ..."
   run "$s" "$duration" "$work/$s" || die "$s run failed: $(cat "$work/$s.err")"
-  size=$rest_size
-  [[ $s == grpc ]] && size=$grpc_size
+  size=${body_size[$s]}
   results+=("$s|${label[$s]}|$work/$s|$size")
   kill -0 "${pids[0]}" 2>/dev/null || die "the backend died during the $s run"
   kill -0 "${pids[1]}" 2>/dev/null || die "the gateway died during the $s run"
@@ -268,26 +301,27 @@ for spec in sys.argv[8:]:
         full = bool(m) and ok * size <= int(m.group(1)) <= (ok + int(conc)) * size
     rows.append(dict(key=key, label=label, rps=rps, p50=p50, p99=p99, ok=ok, total=total, size=size, full=full))
 
-print("protogate load test: REST GET /v1/shelves/1/books/1 vs gRPC /library.v1.LibraryService/GetBook")
+print("protogate load test: GetBook (shelves/1/books/1) through the gateway in each protocol vs direct gRPC")
 print(f"  generator:     {gen_desc}")
 print(f"  release build: {build_note}")
 print(f"  per run:       {duration} s, {conc} connections (1 request in flight each), loopback")
 print(f"  machine:       {cores} CPU cores, 1-min load average {loadavg} before the first run")
 print()
-hdr = f"{'scenario':<30} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ok/total':>17} {'body B':>7}"
+hdr = f"{'scenario':<36} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ok/total':>17} {'body B':>7}"
 print(hdr)
 print("-" * len(hdr))
 for r in rows:
     flag = "" if r["full"] and r["ok"] == r["total"] else "  !"
-    print(f"{r['label']:<30} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {str(r['ok']) + '/' + str(r['total']):>17} {r['size']:>7}{flag}")
+    print(f"{r['label']:<36} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} {str(r['ok']) + '/' + str(r['total']):>17} {r['size']:>7}{flag}")
 base = next((r for r in rows if r["key"] == "grpc"), None)
 gw = [r for r in rows if r["key"] != "grpc"]
 if base and gw:
     print()
-    print("gateway overhead vs direct gRPC (REST/JSON transcoding + one more hop):")
+    print("through the gateway vs direct gRPC (one more hop, plus transcoding where the protocol needs it):")
     for r in gw:
         drop = (1 - r["rps"] / base["rps"]) * 100 if base["rps"] else float("nan")
-        print(f"  {r['label']:<28} throughput {-drop:+.1f}%   p50 {r['p50'] - base['p50']:+.3f} ms"
+        ratio = r["rps"] / base["rps"] if base["rps"] else float("nan")
+        print(f"  {r['label']:<35} {ratio:.2f}x the direct rate ({-drop:+.1f}%)   p50 {r['p50'] - base['p50']:+.3f} ms"
               f" (x{r['p50'] / base['p50']:.2f})   p99 {r['p99'] - base['p99']:+.3f} ms (x{r['p99'] / base['p99']:.2f})")
 if any(not (r["full"] and r["ok"] == r["total"]) for r in rows):
     print()
