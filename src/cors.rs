@@ -16,16 +16,27 @@ pub const DEFAULT_ALLOW_HEADERS: &[&str] = &[
     "x-grpc-web",
     "x-user-agent",
     "grpc-timeout",
+    "grpc-encoding",
+    "grpc-accept-encoding",
     "connect-protocol-version",
     "connect-timeout-ms",
+    "connect-content-encoding",
+    "connect-accept-encoding",
     "x-request-id",
     "traceparent",
     "tracestate",
 ];
 
 /// Response headers scripts may read whatever is configured: the status.
-pub const DEFAULT_EXPOSE_HEADERS: &[&str] =
-    &["grpc-status", "grpc-message", "grpc-status-details-bin"];
+pub const DEFAULT_EXPOSE_HEADERS: &[&str] = &[
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "grpc-encoding",
+    "grpc-accept-encoding",
+    "connect-content-encoding",
+    "connect-accept-encoding",
+];
 
 /// The layer for `cfg`; `None` when no origin is allowed (CORS off). Errors
 /// name the setting at fault.

@@ -6,7 +6,8 @@
 // 1. In Node 20, with the descriptor set loaded at run time (no codegen):
 //    - @connectrpc/connect-web's gRPC-Web transport (application/grpc-web+proto),
 //    - its Connect transport, JSON (application/json, connect+json) and
-//      binary (application/proto, connect+proto),
+//      binary (application/proto, connect+proto), and with `useHttpGet`
+//      (GETs of GetBook, which the example API marks NO_SIDE_EFFECTS),
 //    - Google's grpc-web runtime in text mode (application/grpc-web-text)
 //      over an XMLHttpRequest polyfill (xhr2), with hand-built
 //      MethodDescriptors;
@@ -81,11 +82,16 @@ function within(ms, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Starts a process and waits (15 s at most) for `ready` in its output. */
+let stopping = false;
+
+/**
+ * Starts a process and waits (15 s at most) for `ready` in its output. One
+ * that exits before the run is over fails the run, with its last output.
+ */
 function start(cmd, args, ready) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: { ...process.env, RUST_LOG: 'info' } });
-    children.push(child);
+    children.push({ kill: () => { stopping = true; child.kill(); } });
     let seen = '';
     const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${seen.slice(-500)}`)), 15000);
     const look = (chunk) => {
@@ -100,7 +106,11 @@ function start(cmd, args, ready) {
     child.stdout.on('data', look);
     child.stderr.on('data', look);
     child.on('error', (e) => reject(new Error(`${cmd}: ${e.message}`)));
-    child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}): ${seen.slice(-500)}`)));
+    child.on('exit', (code, signal) => {
+      const why = `${cmd} exited (${signal ?? code}): ${seen.slice(-2000)}`;
+      if (!stopping) fail(`during the run, ${why}`);
+      reject(new Error(why));
+    });
   });
 }
 
@@ -158,11 +168,11 @@ async function bundle(dir) {
   return readFileSync(outfile);
 }
 
-async function nodeSuites(base, api) {
+async function nodeSuites(ctx) {
   globalThis.XMLHttpRequest = XMLHttpRequest;
   for (const s of suites.filter((s) => !only || s.label.includes(only))) {
     try {
-      report('node', s.label, await within(PAGE_MS, s.label, s.run(base, api, { browser: false })));
+      report('node', s.label, await within(PAGE_MS, s.label, s.run({ ...ctx, browser: false })));
     } catch (e) {
       fail(`node ${s.label}: ${e.stack ?? e}`);
     }
@@ -246,9 +256,9 @@ async function main() {
     ['serve', '--listen', '127.0.0.1:0', '--watch', 'false', '--routes', routes,
       '--upstream', `http://${backend}`, '--descriptors', join(root, 'descriptors')],
     /listening on http:\/\/(\S+?)["\s]/);
-  const gateway = `http://${gatewayAddr}`;
+  const base = `http://${gatewayAddr}`;
 
-  await nodeSuites(gateway, api);
+  await nodeSuites({ base, api });
 
   const browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -259,8 +269,8 @@ async function main() {
   try {
     const context = await browser.newContext();
     context.setDefaultTimeout(30_000);
-    if (!only) await eventSource(context, allowed, other, gateway);
-    await browserSuites(context, allowed, other, gateway);
+    if (!only) await eventSource(context, allowed, other, base);
+    await browserSuites(context, allowed, other, base);
   } finally {
     await browser.close();
   }
