@@ -18,6 +18,8 @@
 #                        connect   Connect unary JSON POST through the gateway over HTTP/1.1
 #                      ("grpc rest-h1 rest-h2 grpc-gw grpc-web connect")
 #   LOAD_GENERATOR     oha | h2load                                     (oha)
+#   LOAD_ROUTES        a routes.yaml for the gateway (its default upstream's URL is replaced
+#                      by the backend's), e.g. to try `upstreams.X.connections`  (none)
 #   LOAD_SKIP_BUILD    1 = use the existing target/release binaries as they are
 #   OHA                path to an oha binary (default: target/tools/bin/oha, then PATH; if
 #                      neither exists: cargo install --locked --root target/tools oha)
@@ -155,7 +157,9 @@ start() { # NAME LOG COMMAND...: starts COMMAND in the background; sets $addr fr
 start backend "$work/backend.log" "$backend_bin" --listen 127.0.0.1:0
 backend=$addr
 # Default logging (info): no per-request lines, so logging does not skew the numbers.
-start gateway "$work/gateway.log" "$gateway_bin" serve --upstream "http://$backend" --listen 127.0.0.1:0
+routes_args=(--routes /dev/null)
+[[ -n ${LOAD_ROUTES:-} ]] && routes_args=(--routes "$LOAD_ROUTES")
+start gateway "$work/gateway.log" "$gateway_bin" serve "${routes_args[@]}" --upstream "http://$backend" --listen 127.0.0.1:0
 gateway=$addr
 
 # ---- requests and sanity checks -------------------------------------------------------

@@ -279,6 +279,17 @@ pub struct UpstreamConfig {
     /// services it lists are routed to it.
     #[serde(default)]
     pub reflection: bool,
+    /// HTTP/2 connections to it, each carrying calls in turn (1: every call
+    /// multiplexed on one connection).
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+}
+
+/// HTTP/2 connections per upstream unless `connections:` says otherwise.
+pub const DEFAULT_CONNECTIONS: usize = 1;
+
+fn default_connections() -> usize {
+    DEFAULT_CONNECTIONS
 }
 
 /// How request and response JSON is mapped.

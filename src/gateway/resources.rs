@@ -114,18 +114,21 @@ impl Resources {
         changed
     }
 
-    /// The channel to `url` (reused when one with the same settings exists).
+    /// The channels to `url` (reused when some with the same settings exist).
     pub(crate) fn channel(
         &self,
         url: &str,
         max_response_bytes: usize,
+        connections: usize,
     ) -> Result<GrpcUpstream, String> {
         let key = (url.to_string(), max_response_bytes);
         let mut channels = lock(&self.channels);
-        if let Some(c) = channels.get(&key) {
+        if let Some(c) = channels.get(&key)
+            && c.connections() == connections.max(1)
+        {
             return Ok(c.clone());
         }
-        let c = GrpcUpstream::new(url, max_response_bytes)?;
+        let c = GrpcUpstream::new(url, max_response_bytes, connections)?;
         channels.insert(key, c.clone());
         Ok(c)
     }

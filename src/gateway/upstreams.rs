@@ -10,7 +10,7 @@ use prost_reflect::DescriptorPool;
 
 use super::Resources;
 use crate::call::Backend;
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_CONNECTIONS};
 use crate::routing::rules::RuleError;
 use crate::upstream::mock::record::Recorder;
 
@@ -84,11 +84,13 @@ pub(super) fn resolve(
         by_service: HashMap::new(),
         urls: BTreeMap::new(),
     };
-    let mut make = |name: &str, url: &str, timeout: Option<Duration>| -> Option<Upstream> {
-        match resources.channel(url, max) {
+    let mut make =
+        |name: &str, url: &str, timeout: Option<Duration>, connections: usize| match resources
+            .channel(url, max, connections)
+        {
             Ok(u) => {
                 out.urls.insert(name.to_string(), url.to_string());
-                Some(Upstream {
+                Some::<Upstream>(Upstream {
                     name: name.into(),
                     backend: Arc::new(u),
                     timeout,
@@ -101,8 +103,7 @@ pub(super) fn resolve(
                 });
                 None
             }
-        }
-    };
+        };
     let mut unknown_services = Vec::new();
     let mut default = None;
     let mut by_service = HashMap::new();
@@ -112,7 +113,7 @@ pub(super) fn resolve(
             (true, Some(cli)) => cli,
             _ => u.url.as_str(),
         };
-        let Some(upstream) = make(name, url, u.timeout.map(|t| t.0)) else {
+        let Some(upstream) = make(name, url, u.timeout.map(|t| t.0), u.connections) else {
             continue;
         };
         if is_default {
@@ -129,7 +130,7 @@ pub(super) fn resolve(
     if default.is_none()
         && let Some(cli) = cli
     {
-        default = make("--upstream", cli, None);
+        default = make("--upstream", cli, None, DEFAULT_CONNECTIONS);
     }
     // Reflected services follow the upstream they were reflected from.
     let mut at_url: HashMap<String, Upstream> = HashMap::new();
@@ -152,9 +153,12 @@ pub(super) fn resolve(
     for (url, services) in reflected {
         let upstream = match at_url.get(url) {
             Some(u) => Some(u.clone()),
-            None if default.is_none() => {
-                make(&format!("reflect://{}", strip_scheme(url)), url, None)
-            }
+            None if default.is_none() => make(
+                &format!("reflect://{}", strip_scheme(url)),
+                url,
+                None,
+                DEFAULT_CONNECTIONS,
+            ),
             None => None,
         };
         for s in services {

@@ -9,6 +9,8 @@
 //! [`UpstreamFault`] that survives inside the `Status` as its source.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -47,14 +49,20 @@ pub enum UpstreamFault {
 #[derive(Clone, Debug)]
 pub struct GrpcUpstream {
     url: String,
-    channel: Channel,
+    channels: Arc<[Channel]>,
+    next: Arc<AtomicUsize>,
     max_response_bytes: usize,
 }
 
 impl GrpcUpstream {
     /// A lazily connected upstream: the gateway starts (and answers 503)
     /// while the upstream is down, and recovers when it comes up.
-    pub fn new(url: &str, max_response_bytes: usize) -> Result<GrpcUpstream, String> {
+    /// Calls take the `connections` HTTP/2 connections in turn.
+    pub fn new(
+        url: &str,
+        max_response_bytes: usize,
+        connections: usize,
+    ) -> Result<GrpcUpstream, String> {
         let uri = crate::config::validate_upstream_url(url)?;
         // The lazy channel spawns its worker on the current runtime.
         if tokio::runtime::Handle::try_current().is_err() {
@@ -73,11 +81,20 @@ impl GrpcUpstream {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
+        let channels = (0..connections.max(1))
+            .map(|_| endpoint.connect_lazy())
+            .collect();
         Ok(GrpcUpstream {
             url: url.to_string(),
-            channel: endpoint.connect_lazy(),
+            channels,
+            next: Arc::default(),
             max_response_bytes,
         })
+    }
+
+    /// How many HTTP/2 connections calls take in turn.
+    pub fn connections(&self) -> usize {
+        self.channels.len()
     }
 
     /// The upstream's URL.
@@ -88,8 +105,10 @@ impl GrpcUpstream {
 
 impl Backend for GrpcUpstream {
     fn call(&self, call: Call) -> BoxFuture<'static, Result<CallResponse, GatewayError>> {
+        // In turn: concurrent calls spread over the connections.
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         let svc = Checked {
-            inner: self.channel.clone(),
+            inner: self.channels[turn].clone(),
         };
         let url = self.url.clone();
         let max = self.max_response_bytes;

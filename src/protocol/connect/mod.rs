@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 use tonic::metadata::MetadataMap;
 
 use super::metadata::is_visible_ascii;
@@ -168,24 +168,35 @@ fn request_metadata(headers: &HeaderMap) -> Result<MetadataMap, GatewayError> {
     Ok(MetadataMap::from_headers(kept))
 }
 
-/// Response metadata as headers (never the upstream's own framing headers).
+/// Whether a response header of the upstream is the call's metadata, not
+/// the upstream hop's framing (`grpc-*`, content type, date, …).
+fn is_call_metadata(key: &str) -> bool {
+    !(key.starts_with("grpc-") || RESERVED.contains(&key) || key == "date")
+}
+
+/// Response metadata as headers.
 fn metadata_headers(md: MetadataMap, out: &mut HeaderMap) {
     for (name, value) in md.into_headers() {
         let Some(name) = name else { continue };
-        let key = name.as_str();
-        if key.starts_with("grpc-") || RESERVED.contains(&key) || key == "date" {
-            continue;
+        if is_call_metadata(name.as_str()) {
+            out.append(name, value);
         }
-        out.append(name, value);
     }
 }
 
-/// An answer in Connect's error shape with the code's HTTP status; the
-/// upstream's metadata (headers and trailers) comes back as headers.
-fn error_response(gw: &Gateway, e: &GatewayError, status: Option<StatusCode>) -> Response<Body> {
+/// An answer in Connect's error shape with the code's HTTP status (from
+/// Connect's table, which is google.rpc.Code's), except 405 and 415, which
+/// say what HTTP got wrong; the upstream's metadata (headers and trailers)
+/// comes back as headers.
+fn error_response(gw: &Gateway, e: &GatewayError) -> Response<Body> {
     let json = error_json(&gw.pool, e);
     let mut resp = Response::new(Body::from(json.to_string()));
-    *resp.status_mut() = status.unwrap_or_else(|| e.http_status());
+    *resp.status_mut() = match e {
+        GatewayError::MethodNotAllowed { .. } | GatewayError::UnsupportedMediaType { .. } => {
+            e.http_status()
+        }
+        other => crate::status::http_status(other.to_grpc_status().code()),
+    };
     let headers = resp.headers_mut();
     headers.extend(e.headers());
     if let GatewayError::Upstream(s) = e {

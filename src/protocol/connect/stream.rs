@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 use tonic::metadata::{KeyAndValueRef, MetadataMap};
 
 use super::{
-    Encoding, check_version, client_timeout, error_json, error_response, metadata_headers,
-    request_metadata,
+    Encoding, check_version, client_timeout, error_json, error_response, is_call_metadata,
+    metadata_headers, request_metadata,
 };
 use crate::call::{CallEvent, CallResponse, RequestStream};
 use crate::gateway::Gateway;
@@ -76,7 +76,7 @@ pub(super) async fn handle(
     let response = match started {
         Ok(response) => response,
         Err(e @ GatewayError::UnsupportedMediaType { .. }) => {
-            let resp = error_response(&gw, &e, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            let resp = error_response(&gw, &e);
             exchange.finish(resp.status(), Err(&e));
             return resp;
         }
@@ -232,7 +232,7 @@ fn metadata_json(md: &MetadataMap) -> Map<String, Value> {
                 String::from_utf8_lossy(v.as_encoded_bytes()).into_owned(),
             ),
         };
-        if key.starts_with("grpc-") {
+        if !is_call_metadata(key) {
             continue;
         }
         let values = out.entry(key.to_string()).or_insert_with(|| json!([]));

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use tonic::metadata::MetadataMap;
 
 use super::{
@@ -38,9 +38,7 @@ pub(super) async fn handle(
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
-            let status = matches!(e, GatewayError::UnsupportedMediaType { .. })
-                .then_some(StatusCode::UNSUPPORTED_MEDIA_TYPE);
-            let mut resp = error_response(&gw, &e, status);
+            let mut resp = error_response(&gw, &e);
             resp.headers_mut()
                 .insert(header::ACCEPT_ENCODING, HeaderValue::from_static(ACCEPTED));
             exchange.finish(resp.status(), Err(&e));
@@ -128,7 +126,8 @@ async fn posted_message(gw: &Gateway, parts: &Parts, body: Body) -> Result<Bytes
 }
 
 fn decompress(gw: &Gateway, codec: Codec, raw: Bytes) -> Result<Bytes, GatewayError> {
-    if codec == Codec::Identity {
+    // The protocol: zero-length content is never decompressed.
+    if codec == Codec::Identity || raw.is_empty() {
         return Ok(raw);
     }
     let limit = usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX);
@@ -161,10 +160,9 @@ fn query_message(gw: &Gateway, query: &str) -> Result<(Encoding, Bytes), Gateway
         Some("json") => Encoding::Json,
         Some("proto") => Encoding::Proto,
         other => {
-            return Err(GatewayError::bad_field(
-                "query encoding",
-                format!("expected json or proto, got {other:?}"),
-            ));
+            return Err(GatewayError::UnsupportedMediaType {
+                content_type: format!("encoding={} (use json or proto)", other.unwrap_or("")),
+            });
         }
     };
     let message = message.unwrap_or_default();
