@@ -1,6 +1,7 @@
 //! The real backend: forwards raw protobuf frames to an upstream gRPC server
-//! over a pooled, lazily connected tonic [`Channel`] (HTTP/2, one connection
-//! reused by every call).
+//! over lazily connected HTTP/2 connections ([`Connection`], one by
+//! default, reused by every call), with tonic's client doing the gRPC
+//! framing.
 //!
 //! tonic maps every failure to a `Status`, which would blur "the upstream is
 //! down" (503), "the upstream is not a gRPC server" (502) and "the upstream
@@ -20,9 +21,9 @@ use futures_util::stream::{self, StreamExt};
 use http_body::{Body as HttpBody, Frame};
 use tonic::body::Body;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Status, Streaming};
 
+use super::connection::Connection;
 use crate::call::{Backend, Call, CallEvent, CallResponse};
 use crate::status::GatewayError;
 
@@ -49,7 +50,7 @@ pub enum UpstreamFault {
 #[derive(Clone, Debug)]
 pub struct GrpcUpstream {
     url: String,
-    channels: Arc<[Channel]>,
+    channels: Arc<[Connection]>,
     next: Arc<AtomicUsize>,
     max_response_bytes: usize,
 }
@@ -75,15 +76,10 @@ impl GrpcUpstream {
                 "upstream {url}: TLS upstreams are not supported yet; use http:// (h2c)"
             ));
         }
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("upstream {url}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true);
         let channels = (0..connections.max(1))
-            .map(|_| endpoint.connect_lazy())
-            .collect();
+            .map(|_| Connection::lazy(&uri))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("upstream {url}: {e}"))?;
         Ok(GrpcUpstream {
             url: url.to_string(),
             channels,
@@ -191,7 +187,7 @@ fn classify(status: Status, url: &str, timeout: Duration) -> GatewayError {
 /// The channel, with the raw HTTP response checked before tonic decodes it.
 #[derive(Clone)]
 struct Checked {
-    inner: Channel,
+    inner: Connection,
 }
 
 impl tower::Service<http::Request<Body>> for Checked {
@@ -202,7 +198,7 @@ impl tower::Service<http::Request<Body>> for Checked {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner
             .poll_ready(cx)
-            .map_err(|e| Box::new(UpstreamFault::Unreachable(error_chain(&e))) as BoxError)
+            .map_err(|e| Box::new(UpstreamFault::Unreachable(error_chain(e.as_ref()))) as BoxError)
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
@@ -210,7 +206,7 @@ impl tower::Service<http::Request<Body>> for Checked {
         Box::pin(async move {
             let resp = fut
                 .await
-                .map_err(|e| Box::new(transport_fault(&e)) as BoxError)?;
+                .map_err(|e| Box::new(transport_fault(e.as_ref())) as BoxError)?;
             let content_type = resp
                 .headers()
                 .get(http::header::CONTENT_TYPE)

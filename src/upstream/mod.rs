@@ -4,4 +4,5 @@
 pub mod grpc;
 pub mod mock;
 
+mod connection;
 pub use grpc::{BytesCodec, GrpcUpstream, UpstreamFault};
