@@ -39,9 +39,11 @@ async fn main() -> Result<(), Error> {
         ["rate", how, url, n] => rate(how, url, n.parse()?).await,
         ["idle", addr, n, secs] => idle(addr, n.parse()?, secs.parse()?).await,
         ["conns", addr, n, secs] => conns(addr, n.parse()?, secs.parse()?).await,
-        _ => {
-            Err("usage: stream_bench rate grpc|ndjson|sse URL N | idle HOST:PORT N SECONDS".into())
-        }
+        ["kept", addr, n, secs] => kept(addr, n.parse()?, secs.parse()?).await,
+        _ => Err(
+            "usage: stream_bench rate grpc|ndjson|sse URL N | idle|conns|kept HOST:PORT N SECONDS"
+                .into(),
+        ),
     }
 }
 
@@ -110,6 +112,37 @@ async fn conns(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
         open.push(tokio::net::TcpStream::connect(addr).await?);
     }
     println!("ready streams={}", open.len());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    Ok(())
+}
+
+/// Opens `n` keep-alive connections that each made one unary request and
+/// read its answer: an idle HTTP/1.1 connection's cost, to subtract from a
+/// stream's.
+async fn kept(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
+    let request = format!("GET /v1/shelves/1 HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+    let mut open = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.write_all(request.as_bytes()).await?;
+        open.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut seen = Vec::new();
+            while !seen.ends_with(b"}") {
+                let got = tcp.read(&mut buf).await?;
+                if got == 0 {
+                    return Err::<_, std::io::Error>(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                seen.extend_from_slice(&buf[..got]);
+            }
+            Ok(tcp)
+        }));
+    }
+    let mut held = Vec::with_capacity(n);
+    for task in open {
+        held.push(task.await??);
+    }
+    println!("ready streams={}", held.len());
     tokio::time::sleep(Duration::from_secs(secs)).await;
     Ok(())
 }

@@ -69,17 +69,30 @@ async fn by_protocol(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     }
 }
 
-/// REST, its responses compressed as `compression:` says (per snapshot, so
-/// it reloads).
+/// REST, its whole responses compressed as `compression:` says (per
+/// snapshot, so it reloads). The compression layer only ever sees finished
+/// whole responses: wrapping a stream's body in its encoder state would cost
+/// every open stream several KiB and hold messages back.
 async fn rest_compressed(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
-    let Some(layer) = compress::layer(&gw.config.compression) else {
-        return rest::handle(gw, req).await;
+    let accept = req.headers().get(http::header::ACCEPT_ENCODING).cloned();
+    let layer = compress::layer(&gw.config.compression);
+    let resp = rest::handle(gw, req).await;
+    let (Some(layer), Some(accept)) = (layer, accept) else {
+        return resp;
     };
-    let inner = tower::service_fn(move |req: Request<Body>| {
-        let gw = gw.clone();
-        async move { Ok::<_, Infallible>(rest::handle(gw, req).await) }
+    if http_body::Body::size_hint(resp.body()).exact().is_none() {
+        return resp;
+    }
+    let mut probe = Request::new(Body::empty());
+    probe
+        .headers_mut()
+        .insert(http::header::ACCEPT_ENCODING, accept);
+    let mut reply = Some(resp);
+    let answer = tower::service_fn(move |_: Request<Body>| {
+        let resp = reply.take().unwrap_or_default();
+        std::future::ready(Ok::<_, Infallible>(resp))
     });
-    match layer.layer(inner).oneshot(req).await {
+    match layer.layer(answer).oneshot(probe).await {
         Ok(resp) => resp.map(Body::new),
         Err(never) => match never {},
     }

@@ -49,7 +49,7 @@ pub enum UpstreamFault {
 /// A gRPC upstream.
 #[derive(Clone, Debug)]
 pub struct GrpcUpstream {
-    url: String,
+    url: Arc<str>,
     channels: Arc<[Connection]>,
     next: Arc<AtomicUsize>,
     max_response_bytes: usize,
@@ -81,7 +81,7 @@ impl GrpcUpstream {
             .collect::<Result<_, _>>()
             .map_err(|e| format!("upstream {url}: {e}"))?;
         Ok(GrpcUpstream {
-            url: url.to_string(),
+            url: Arc::from(url),
             channels,
             next: Arc::default(),
             max_response_bytes,
@@ -135,7 +135,7 @@ impl Backend for GrpcUpstream {
 
 fn events(
     body: Streaming<Bytes>,
-    url: String,
+    url: Arc<str>,
     timeout: Duration,
 ) -> stream::BoxStream<'static, Result<CallEvent, GatewayError>> {
     // State: Some(body) while messages flow; None once trailers or an error ended it.
@@ -407,6 +407,13 @@ impl Encoder for BytesCodec {
     type Item = Result<Bytes, GatewayError>;
     type Error = Status;
 
+    // tonic's encode buffer is 8 KiB by default and lives as long as the
+    // request body, which for a server stream is the whole stream: start
+    // small, grow as needed (as the decoder does).
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        tonic::codec::BufferSettings::new(256, 32 * 1024)
+    }
+
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         match item {
             Ok(bytes) => {
@@ -425,7 +432,7 @@ impl Decoder for BytesCodec {
     // tonic allocates this much per call up front (8 KiB by default), and a
     // gateway holds thousands of idle streams: start small, grow as needed.
     fn buffer_settings(&self) -> tonic::codec::BufferSettings {
-        tonic::codec::BufferSettings::new(1024, 32 * 1024)
+        tonic::codec::BufferSettings::new(256, 32 * 1024)
     }
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
