@@ -4,7 +4,10 @@
 //! - `matcher/*`: the route trie alone (`RouteTable::matcher.find`);
 //! - `request/*`: HTTP parts → request message (`transcode::build_request`),
 //!   and the same plus protobuf encoding (what the gateway sends upstream);
-//! - `response/*`: an upstream `Book` → JSON (`transcode::render_response`).
+//! - `response/*`: an upstream `Book` → JSON (`transcode::render_response`);
+//! - `Book render`, `Book render (wire)`: the same through prost-reflect
+//!   (`DynamicMessage` decode + serialize) and through the direct wire → JSON
+//!   writer (`transcode::wire_json`).
 //!
 //! ```text
 //! cargo bench --bench transcode             # measure (about 30 s once built)
@@ -217,6 +220,26 @@ fn bench_response(c: &mut Criterion) {
         b.iter(|| render_response(get_route, black_box(&encoded), &gw.response_options).unwrap())
     });
     g.finish();
+
+    // The same Book (a server stream's message) through each JSON writer:
+    // prost-reflect (decode to a DynamicMessage, serialize; the route
+    // without its wire writer) and the direct wire → JSON writer.
+    let mut reflect_route = get_route.clone();
+    reflect_route.wire_json = None;
+    assert!(get_route.wire_json.is_some(), "Book has a wire writer");
+    assert_eq!(
+        render_response(get_route, &encoded, &gw.response_options).unwrap(),
+        render_response(&reflect_route, &encoded, &gw.response_options).unwrap(),
+        "both writers give the same bytes"
+    );
+    c.bench_function("Book render", |b| {
+        b.iter(|| {
+            render_response(&reflect_route, black_box(&encoded), &gw.response_options).unwrap()
+        })
+    });
+    c.bench_function("Book render (wire)", |b| {
+        b.iter(|| render_response(get_route, black_box(&encoded), &gw.response_options).unwrap())
+    });
 }
 
 fn config() -> Criterion {

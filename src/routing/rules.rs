@@ -77,6 +77,9 @@ pub struct Route {
     pub key: String,
     /// The rendered response type holds map fields (their JSON entries get sorted).
     pub renders_maps: bool,
+    /// The direct wire → JSON writer for the rendered response, when it
+    /// applies to the type (made once, here; see `transcode::wire_json`).
+    pub wire_json: Option<crate::transcode::wire_json::WireJson>,
     /// The request type can hold `google.protobuf.Struct`, `Value`,
     /// `ListValue` or `Any`, where every JSON value may decode to a message
     /// (the decoding budget counts it so).
@@ -397,6 +400,10 @@ fn compile_route(
         update_mask,
         key: format!("{http_method} {template}"),
         renders_maps: rendered.is_some_and(|m| holds_maps(&m)),
+        wire_json: crate::transcode::wire_json::WireJson::for_route(
+            &method.output(),
+            response_body.as_ref(),
+        ),
         dynamic_json: reaches(&input, |m| {
             matches!(
                 m.full_name(),

@@ -11,6 +11,7 @@ use super::body;
 use super::budget::Shape;
 use super::request::RequestOptions;
 use super::response::{ResponseOptions, to_json_sorted};
+use super::wire_json::WireJson;
 use crate::routing::rules::{holds_maps, reaches};
 use crate::status::GatewayError;
 
@@ -21,6 +22,7 @@ pub struct MethodJson {
     output: MessageDescriptor,
     input_shape: Shape,
     output_maps: bool,
+    output_wire: Option<WireJson>,
 }
 
 impl MethodJson {
@@ -39,6 +41,7 @@ impl MethodJson {
         let output = method.output();
         MethodJson {
             output_maps: holds_maps(&output),
+            output_wire: WireJson::new(&output),
             input,
             output,
             input_shape: if dynamic {
@@ -62,6 +65,11 @@ impl MethodJson {
 
     /// An encoded response message → proto3 JSON.
     pub fn response(&self, encoded: &[u8], opts: &ResponseOptions) -> Result<Bytes, GatewayError> {
+        if let Some(wire) = &self.output_wire
+            && let Some(json) = wire.render(encoded, opts)
+        {
+            return Ok(json);
+        }
         let msg = DynamicMessage::decode(self.output.clone(), encoded).map_err(|e| {
             GatewayError::BadGateway(format!(
                 "upstream response does not decode as {}: {e}",

@@ -80,6 +80,13 @@ pub fn render_response(
     encoded: &[u8],
     opts: &ResponseOptions,
 ) -> Result<RenderedBody, GatewayError> {
+    // The direct writer, when the route's type allows it; prost-reflect
+    // below for everything it declines (and for malformed bytes).
+    if let Some(wire) = &route.wire_json
+        && let Some(json) = wire.render(encoded, opts)
+    {
+        return Ok(RenderedBody::Json(json));
+    }
     let out = route.method.output();
     let msg = DynamicMessage::decode(out.clone(), encoded).map_err(|e| {
         GatewayError::BadGateway(format!(
