@@ -7,6 +7,8 @@
 //!   new configuration is refused and the old one keeps serving.
 //! - `GET /_protogate/reload`: the serving generation, reload counts and the
 //!   latest report.
+//! - `GET /metrics`: Prometheus metrics (text format 0.0.4), when the
+//!   process installed the recorder (the binary does).
 //! - `GET /healthz`: the process is up. `GET /readyz`: 200 once every
 //!   descriptor source has loaded, else 503 naming what is missing.
 //! - `GET /_protogate/mock/stubs`: the loaded stubs (id, file, method or
@@ -54,6 +56,7 @@ pub fn router(live: Arc<Live>) -> Router {
                 }
             }),
         )
+        .route("/metrics", get(|| async { metrics_response() }))
         .route(
             "/healthz",
             get(|| async { json_response(StatusCode::OK, json!({"status": "ok"})) }),
@@ -130,4 +133,22 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Body> 
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// The Prometheus scrape, or 404 when no recorder is installed.
+fn metrics_response() -> Response<Body> {
+    match crate::observe::metrics::render() {
+        Some(text) => {
+            let mut resp = Response::new(Body::from(text));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"code": 5, "message": "metrics are not enabled in this process", "details": []}),
+        ),
+    }
 }

@@ -17,6 +17,7 @@ pub mod cors;
 pub mod descriptors;
 pub mod gateway;
 pub mod live;
+pub mod observe;
 pub mod pipeline;
 pub mod protocol;
 pub mod report;

@@ -60,7 +60,10 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let live = Live::load(args.settings(), Arc::new(Resources::default()))
+    protogate::observe::metrics::install()?;
+    let hooks: Vec<Arc<dyn protogate::pipeline::Hook>> =
+        vec![Arc::new(protogate::observe::metrics::Metrics)];
+    let live = Live::load(args.settings(), Arc::new(Resources::with_hooks(hooks)))
         .await
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -72,7 +75,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {admin_addr}: {e}"))?;
         let local = l.local_addr().unwrap_or(admin_addr);
-        tracing::info!("admin endpoints on http://{local}/_protogate/ (reload, readiness)");
+        tracing::info!(
+            "admin endpoints on http://{local}/_protogate/ (reload), /metrics, /healthz, /readyz"
+        );
         tokio::spawn(server::serve_admin(
             l,
             live.clone(),

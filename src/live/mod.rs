@@ -197,6 +197,7 @@ impl Live {
         self.resources.commit(&new);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+        crate::observe::metrics::reload(true);
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             trigger,
@@ -219,6 +220,7 @@ impl Live {
 
     fn refuse(&self, problems: Vec<String>, trigger: &str, started: Instant) -> ReloadReport {
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        crate::observe::metrics::reload(false);
         let generation = self.generation();
         for p in &problems {
             tracing::error!(trigger, "{p}");

@@ -42,6 +42,8 @@ pub struct Exchange {
     target: Option<Arc<Target>>,
     shared: Arc<Shared>,
     done: bool,
+    dispatched: bool,
+    backend_latency: Option<Duration>,
 }
 
 /// State the request and response streams share with the exchange.
@@ -63,6 +65,7 @@ impl Shared {
 impl Exchange {
     /// A request just arrived; its deadline runs from now.
     pub fn begin(hooks: Hooks, protocol: Protocol, http_method: Method) -> Exchange {
+        hooks.on_begin(protocol);
         Exchange {
             hooks,
             protocol,
@@ -71,6 +74,8 @@ impl Exchange {
             target: None,
             shared: Arc::default(),
             done: false,
+            dispatched: false,
+            backend_latency: None,
         }
     }
 
@@ -121,7 +126,12 @@ impl Exchange {
         if late.expired() {
             return Err(GatewayError::DeadlineExceeded(timeout));
         }
-        let response = match tokio::time::timeout_at(late.deadline, backend.call(call)).await {
+        self.hooks.on_dispatch(&info);
+        self.dispatched = true;
+        let called = Instant::now();
+        let answered = tokio::time::timeout_at(late.deadline, backend.call(call)).await;
+        self.backend_latency = Some(called.elapsed());
+        let response = match answered {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(late.refine(e)),
             Err(_) => return Err(late.refine(GatewayError::DeadlineExceeded(timeout))),
@@ -182,6 +192,8 @@ impl Exchange {
             code,
             error,
             elapsed: self.started.elapsed(),
+            dispatched: self.dispatched,
+            backend_latency: self.backend_latency,
             messages_received: self.shared.received.load(Ordering::Relaxed),
             messages_sent: self.shared.sent.load(Ordering::Relaxed),
         });

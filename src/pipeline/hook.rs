@@ -73,6 +73,12 @@ pub struct Outcome<'a> {
     pub error: Option<&'a GatewayError>,
     /// From arrival to the end of the answer.
     pub elapsed: Duration,
+    /// Whether the call reached the backend (every hook accepted it; see
+    /// [`Hook::on_dispatch`]).
+    pub dispatched: bool,
+    /// How long the backend took to answer with response headers (or an
+    /// error), when it was called.
+    pub backend_latency: Option<Duration>,
     /// Request messages read from the client.
     pub messages_received: u64,
     /// Response messages sent to the client.
@@ -99,11 +105,24 @@ pub struct Outcome<'a> {
 /// }
 /// ```
 pub trait Hook: Send + Sync + 'static {
+    /// Runs when a request arrives, before anything is known of it but its
+    /// protocol. Every request that begins ends with one
+    /// [`on_outcome`](Self::on_outcome).
+    fn on_begin(&self, protocol: Protocol) {
+        let _ = protocol;
+    }
+
     /// Runs before the backend sees the call; an `Err` refuses it (and is
     /// answered in the request's protocol). May edit the call's metadata.
     fn on_call(&self, call: &mut Call, info: &CallInfo<'_>) -> Result<(), GatewayError> {
         let _ = (call, info);
         Ok(())
+    }
+
+    /// Runs when every hook accepted the call and it goes to the backend;
+    /// its outcome then has `dispatched` set.
+    fn on_dispatch(&self, info: &CallInfo<'_>) {
+        let _ = info;
     }
 
     /// Runs once per request, when its answer is complete or abandoned.
@@ -127,8 +146,20 @@ impl Hooks {
         self.0.is_empty()
     }
 
+    pub(super) fn on_begin(&self, protocol: Protocol) {
+        for h in self.0.iter() {
+            h.on_begin(protocol);
+        }
+    }
+
     pub(super) fn on_call(&self, call: &mut Call, info: &CallInfo<'_>) -> Result<(), GatewayError> {
         self.0.iter().try_for_each(|h| h.on_call(call, info))
+    }
+
+    pub(super) fn on_dispatch(&self, info: &CallInfo<'_>) {
+        for h in self.0.iter() {
+            h.on_dispatch(info);
+        }
     }
 
     pub(super) fn on_outcome(&self, outcome: &Outcome<'_>) {

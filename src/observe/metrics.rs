@@ -1,0 +1,268 @@
+//! The gateway's Prometheus metrics. Every module records through the
+//! `metrics` facade; the binary installs the Prometheus recorder
+//! ([`install`]) and the admin listener renders it ([`render`]). Without a
+//! recorder (library use, most tests) recording costs nothing.
+//!
+//! Labels are the resolved method and route template, never the raw path,
+//! so cardinality is bounded by the descriptors.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tonic::Code;
+
+use crate::pipeline::{CallInfo, Hook, Outcome, Protocol, Target};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets, in seconds: 1 ms to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Stream lifetimes, in seconds: 10 ms to 1 h.
+const STREAM_BUCKETS: &[f64] = &[
+    0.01, 0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
+
+/// Installs the Prometheus recorder for this process (once; later calls
+/// are no-ops) and records the build info. Spawns the recorder's upkeep on
+/// the current runtime.
+pub fn install() -> Result<(), String> {
+    if HANDLE.get().is_some() {
+        return Ok(());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("protogate_stream_duration_seconds".into()),
+            STREAM_BUCKETS,
+        )
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS))
+        .map_err(|e| format!("metrics: {e}"))?
+        .install_recorder()
+        .map_err(|e| format!("metrics: {e}"))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let _ = HANDLE.set(handle);
+    describe();
+    gauge!("protogate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(())
+}
+
+/// The metrics in Prometheus' text format, when a recorder is installed.
+pub fn render() -> Option<String> {
+    HANDLE.get().map(PrometheusHandle::render)
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "protogate_requests_total",
+        "Requests answered, by protocol, method, route, gRPC code and HTTP status."
+    );
+    describe_histogram!(
+        "protogate_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer unary requests, from arrival to the last byte."
+    );
+    describe_gauge!("protogate_requests_in_flight", "Requests being served.");
+    describe_gauge!("protogate_streams_active", "Streaming calls open.");
+    describe_histogram!(
+        "protogate_stream_duration_seconds",
+        Unit::Seconds,
+        "How long streaming calls lasted."
+    );
+    describe_counter!(
+        "protogate_stream_messages_total",
+        "Messages of streaming calls, by direction (received from the client, sent to it)."
+    );
+    describe_histogram!(
+        "protogate_upstream_request_duration_seconds",
+        Unit::Seconds,
+        "Time from calling a backend to its response headers."
+    );
+    describe_counter!(
+        "protogate_upstream_errors_total",
+        "Backend calls that failed below gRPC: unreachable, not gRPC, or out of time."
+    );
+    describe_counter!(
+        "protogate_deadline_exceeded_total",
+        "Requests that ended because their deadline passed."
+    );
+    describe_counter!(
+        "protogate_cancelled_total",
+        "Requests the client abandoned."
+    );
+    describe_counter!(
+        "protogate_config_reloads_total",
+        "Configuration reloads, by result."
+    );
+    describe_gauge!("protogate_build_info", "The running build (always 1).");
+}
+
+/// Records a configuration reload.
+pub fn reload(ok: bool) {
+    let result = if ok { "success" } else { "failure" };
+    counter!("protogate_config_reloads_total", "result" => result).increment(1);
+}
+
+/// The hook that records every request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Metrics;
+
+impl Hook for Metrics {
+    fn on_begin(&self, protocol: Protocol) {
+        gauge!("protogate_requests_in_flight", "protocol" => protocol.as_str()).increment(1.0);
+    }
+
+    fn on_dispatch(&self, info: &CallInfo<'_>) {
+        if is_streaming(info.target) {
+            gauge!(
+                "protogate_streams_active",
+                "protocol" => info.protocol.as_str(),
+                "method" => method_label(Some(info.target)),
+            )
+            .increment(1.0);
+        }
+    }
+
+    fn on_outcome(&self, o: &Outcome<'_>) {
+        let protocol = o.protocol.as_str();
+        gauge!("protogate_requests_in_flight", "protocol" => protocol).decrement(1.0);
+        let method = method_label(o.target);
+        let route = o
+            .target
+            .and_then(|t| t.route.as_deref())
+            .unwrap_or("none")
+            .to_string();
+        let code = code_name(o.code);
+        counter!(
+            "protogate_requests_total",
+            "protocol" => protocol,
+            "method" => method.clone(),
+            "route" => route.clone(),
+            "code" => code,
+            "status" => o.http_status.as_str().to_string(),
+        )
+        .increment(1);
+        let seconds = o.elapsed.as_secs_f64();
+        if o.target.is_some_and(is_streaming) {
+            streaming(o, protocol, &method, code, seconds);
+        } else {
+            histogram!(
+                "protogate_request_duration_seconds",
+                "protocol" => protocol,
+                "method" => method.clone(),
+                "route" => route,
+                "code" => code,
+            )
+            .record(seconds);
+        }
+        kept_apart(o, protocol, &method);
+        upstream(o, &method);
+    }
+}
+
+fn streaming(
+    o: &Outcome<'_>,
+    protocol: &'static str,
+    method: &str,
+    code: &'static str,
+    seconds: f64,
+) {
+    if o.dispatched {
+        gauge!("protogate_streams_active", "protocol" => protocol, "method" => method.to_string())
+            .decrement(1.0);
+    }
+    histogram!(
+        "protogate_stream_duration_seconds",
+        "protocol" => protocol,
+        "method" => method.to_string(),
+        "code" => code,
+    )
+    .record(seconds);
+    for (direction, n) in [("received", o.messages_received), ("sent", o.messages_sent)] {
+        counter!(
+            "protogate_stream_messages_total",
+            "protocol" => protocol,
+            "method" => method.to_string(),
+            "direction" => direction,
+        )
+        .increment(n);
+    }
+}
+
+/// Deadlines and cancellations are counted on their own as well, so that
+/// they can be told from failures.
+fn kept_apart(o: &Outcome<'_>, protocol: &'static str, method: &str) {
+    let name = match o.code {
+        Code::DeadlineExceeded => "protogate_deadline_exceeded_total",
+        Code::Cancelled => "protogate_cancelled_total",
+        _ => return,
+    };
+    counter!(name, "protocol" => protocol, "method" => method.to_string()).increment(1);
+}
+
+fn upstream(o: &Outcome<'_>, method: &str) {
+    let (Some(target), Some(latency)) = (o.target, o.backend_latency) else {
+        return;
+    };
+    let upstream = target.upstream.to_string();
+    histogram!(
+        "protogate_upstream_request_duration_seconds",
+        "upstream" => upstream.clone(),
+        "method" => method.to_string(),
+    )
+    .record(latency.as_secs_f64());
+    let kind = match o.error {
+        Some(crate::status::GatewayError::UpstreamUnavailable(_)) => "unavailable",
+        Some(crate::status::GatewayError::BadGateway(_)) => "bad_gateway",
+        Some(crate::status::GatewayError::DeadlineExceeded(_)) => "deadline_exceeded",
+        _ => return,
+    };
+    counter!("protogate_upstream_errors_total", "upstream" => upstream, "kind" => kind)
+        .increment(1);
+}
+
+fn is_streaming(t: &Target) -> bool {
+    t.method.is_client_streaming() || t.method.is_server_streaming()
+}
+
+/// `package.Service/Method`, or `unknown` before one was resolved.
+fn method_label(target: Option<&Target>) -> String {
+    target.map_or_else(
+        || "unknown".to_string(),
+        |t| t.path.as_str().trim_start_matches('/').to_string(),
+    )
+}
+
+/// The code's name as gRPC spells it (`NOT_FOUND`).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
