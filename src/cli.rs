@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// or `reload.watch` in routes.yaml); `--watch false` turns it off.
     #[arg(long, env = "PROTOGATE_WATCH", action = ArgAction::Set, value_name = "BOOL")]
     pub watch: Option<bool>,
+    /// Write one access-log event per request (INFO, target
+    /// `protogate::access`).
+    #[arg(long, env = "PROTOGATE_ACCESS_LOG", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
 }
 
 fn parse_source(text: &str) -> Result<DescriptorSource, String> {

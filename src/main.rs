@@ -61,8 +61,11 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     protogate::observe::metrics::install()?;
-    let hooks: Vec<Arc<dyn protogate::pipeline::Hook>> =
+    let mut hooks: Vec<Arc<dyn protogate::pipeline::Hook>> =
         vec![Arc::new(protogate::observe::metrics::Metrics)];
+    if args.access_log {
+        hooks.push(Arc::new(protogate::observe::access::AccessLog));
+    }
     let live = Live::load(args.settings(), Arc::new(Resources::with_hooks(hooks)))
         .await
         .map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
-//! Observability: Prometheus metrics recorded at the dispatch seam
-//! ([`metrics::Metrics`], a [`Hook`](crate::pipeline::Hook)) and by the
-//! reload machinery, rendered on the admin listener's `/metrics`.
+//! Observability at the dispatch seam: Prometheus metrics
+//! ([`metrics::Metrics`], rendered on the admin listener's `/metrics`) and
+//! the access log ([`access::AccessLog`]), both [`Hook`](crate::pipeline::Hook)s.
 
+pub mod access;
 pub mod metrics;

@@ -38,6 +38,7 @@ pub struct Exchange {
     hooks: Hooks,
     protocol: Protocol,
     http_method: Method,
+    request_id: Option<http::HeaderValue>,
     started: Instant,
     target: Option<Arc<Target>>,
     shared: Arc<Shared>,
@@ -64,12 +65,23 @@ impl Shared {
 
 impl Exchange {
     /// A request just arrived; its deadline runs from now.
-    pub fn begin(hooks: Hooks, protocol: Protocol, http_method: Method) -> Exchange {
+    pub fn begin(
+        hooks: Hooks,
+        protocol: Protocol,
+        http_method: Method,
+        headers: &HeaderMap,
+    ) -> Exchange {
         hooks.on_begin(protocol);
+        let request_id = if hooks.is_empty() {
+            None
+        } else {
+            headers.get("x-request-id").cloned()
+        };
         Exchange {
             hooks,
             protocol,
             http_method,
+            request_id,
             started: Instant::now(),
             target: None,
             shared: Arc::default(),
@@ -187,6 +199,7 @@ impl Exchange {
         self.hooks.on_outcome(&Outcome {
             protocol: self.protocol,
             http_method: &self.http_method,
+            request_id: self.request_id.as_ref().and_then(|v| v.to_str().ok()),
             target: self.target.as_deref(),
             http_status,
             code,

@@ -61,6 +61,9 @@ pub struct Outcome<'a> {
     pub protocol: Protocol,
     /// The HTTP method of the request.
     pub http_method: &'a Method,
+    /// The request's `x-request-id` (the listener sets one when the client
+    /// sent none).
+    pub request_id: Option<&'a str>,
     /// The resolved destination; `None` when the request was refused before
     /// one was found (no route, wrong method, unknown gRPC method).
     pub target: Option<&'a Target>,

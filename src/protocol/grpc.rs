@@ -70,7 +70,12 @@ pub(crate) async fn handle_as(
     req: Request<Body>,
     protocol: Protocol,
 ) -> Response<Body> {
-    let mut exchange = Exchange::begin(gw.hooks.clone(), protocol, req.method().clone());
+    let mut exchange = Exchange::begin(
+        gw.hooks.clone(),
+        protocol,
+        req.method().clone(),
+        req.headers(),
+    );
     if req.method() != http::Method::POST {
         // gRPC is POST only; anything else is a client speaking HTTP, not gRPC.
         let e = GatewayError::MethodNotAllowed {

@@ -16,6 +16,7 @@ use axum::body::Body;
 use http::{Request, Response};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::admin;
@@ -53,6 +54,10 @@ pub fn router(live: Arc<Live>) -> Router {
         }
     })
     .layer(TraceLayer::new_for_http())
+    // Outermost: every request has an id (the client's, or a new UUID) that
+    // its answer, the access log and the upstream (as metadata) all see.
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// Each request to its protocol's adapter: gRPC, gRPC-Web and Connect by

@@ -36,11 +36,21 @@ enum Reply {
 /// Serves one REST request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     if ws::is_upgrade(req.headers()) {
-        let exchange = Exchange::begin(gw.hooks.clone(), Protocol::WebSocket, req.method().clone());
+        let exchange = Exchange::begin(
+            gw.hooks.clone(),
+            Protocol::WebSocket,
+            req.method().clone(),
+            req.headers(),
+        );
         return ws::handle(gw, req, exchange).await;
     }
     let pretty = wants_pretty(req.uri().query());
-    let mut exchange = Exchange::begin(gw.hooks.clone(), Protocol::Rest, req.method().clone());
+    let mut exchange = Exchange::begin(
+        gw.hooks.clone(),
+        Protocol::Rest,
+        req.method().clone(),
+        req.headers(),
+    );
     match serve(&gw, &mut exchange, req, pretty).await {
         Ok(Reply::Done(resp)) => {
             exchange.finish(resp.status(), Ok(()));
