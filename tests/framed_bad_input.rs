@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::SocketAddr;
-use std::time::Duration;
+use common::raw_http::{Http, Raw, exchange, gzip};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -15,15 +13,11 @@ use bytes::Bytes;
 use common::Running;
 use common::backend::pb::library::v1::GetBookRequest;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use protogate::protocol::envelope;
 use serde_json::Value;
 use tonic::Code;
 
-/// Every exchange must be complete within this.
-const LIMIT: Duration = Duration::from_secs(10);
 /// The message size limit the gateways here are configured with.
 const MAX_BODY: usize = 256;
 const GET_BOOK: &str = "/library.v1.LibraryService/GetBook";
@@ -32,111 +26,6 @@ const STREAM_BOOKS: &str = "/library.v1.LibraryService/StreamBooks";
 // ---------------------------------------------------------------------------
 // Raw HTTP over loopback.
 // ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Http {
-    V1,
-    V2,
-}
-
-#[derive(Debug)]
-struct Raw {
-    status: u16,
-    headers: HeaderMap,
-    body: Bytes,
-    trailers: HeaderMap,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {} {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
-async fn exchange(
-    addr: SocketAddr,
-    http: Http,
-    method: Method,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: Bytes,
-) -> Raw {
-    tokio::time::timeout(LIMIT, send(addr, http, method, target, headers, body))
-        .await
-        .unwrap_or_else(|_| panic!("{target}: no complete answer within {LIMIT:?}"))
-}
-
-async fn send(
-    addr: SocketAddr,
-    http: Http,
-    method: Method,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: Bytes,
-) -> Raw {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let uri = match http {
-        Http::V1 => target.to_string(),
-        Http::V2 => format!("http://{addr}{target}"),
-    };
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Full::new(body))
-        .unwrap();
-    if http == Http::V1 {
-        req.headers_mut()
-            .insert(http::header::HOST, addr.to_string().parse().unwrap());
-    }
-    for (k, v) in headers {
-        req.headers_mut().append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    let resp = match http {
-        Http::V1 => {
-            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            s.send_request(req).await.unwrap()
-        }
-        Http::V2 => {
-            let (mut s, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            s.send_request(req).await.unwrap()
-        }
-    };
-    let (parts, body) = resp.into_parts();
-    let collected = body.collect().await.expect("the response body completes");
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    Raw {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: collected.to_bytes(),
-        trailers,
-    }
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
 
 /// The example backend behind a gateway whose message limit is [`MAX_BODY`].
 struct Setup {
