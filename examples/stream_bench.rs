@@ -121,6 +121,34 @@ async fn conns(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
 /// stream's.
 async fn kept(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
     let request = format!("GET /v1/shelves/1 HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+    hold(addr, &request, |seen| seen.ends_with(b"}"), n, secs).await
+}
+
+/// Opens `n` SSE streams that wait an hour between messages, and holds them
+/// once their first event has arrived.
+async fn idle(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
+    let request = format!(
+        "GET /v1/shelves/1/books:stream?alt=sse&interval=3600s HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n"
+    );
+    hold(
+        addr,
+        &request,
+        |seen| seen.windows(7).any(|w| w == b"\ndata: "),
+        n,
+        secs,
+    )
+    .await
+}
+
+/// Opens `n` connections, sends `request` on each, reads until `answered`
+/// says enough has arrived, then holds them all for `secs`.
+async fn hold(
+    addr: &str,
+    request: &str,
+    answered: fn(&[u8]) -> bool,
+    n: usize,
+    secs: u64,
+) -> Result<(), Error> {
     let mut open = Vec::with_capacity(n);
     for _ in 0..n {
         let mut tcp = tokio::net::TcpStream::connect(addr).await?;
@@ -128,7 +156,7 @@ async fn kept(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
         open.push(tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut seen = Vec::new();
-            while !seen.ends_with(b"}") {
+            while !answered(&seen) {
                 let got = tcp.read(&mut buf).await?;
                 if got == 0 {
                     return Err::<_, std::io::Error>(std::io::ErrorKind::UnexpectedEof.into());
@@ -143,37 +171,6 @@ async fn kept(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
         held.push(task.await??);
     }
     println!("ready streams={}", held.len());
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    Ok(())
-}
-
-async fn idle(addr: &str, n: usize, secs: u64) -> Result<(), Error> {
-    let request = format!(
-        "GET /v1/shelves/1/books:stream?alt=sse&interval=3600s HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n"
-    );
-    let mut open = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut tcp = tokio::net::TcpStream::connect(addr).await?;
-        tcp.write_all(request.as_bytes()).await?;
-        open.push(tokio::spawn(async move {
-            // Wait for the head and the first event, then hold the stream.
-            let mut buf = vec![0u8; 4096];
-            let mut seen = Vec::new();
-            while !seen.windows(7).any(|w| w == b"\ndata: ") {
-                let got = tcp.read(&mut buf).await?;
-                if got == 0 {
-                    return Err::<_, std::io::Error>(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                seen.extend_from_slice(&buf[..got]);
-            }
-            Ok(tcp)
-        }));
-    }
-    let mut streams = Vec::with_capacity(n);
-    for task in open {
-        streams.push(task.await??);
-    }
-    println!("ready streams={}", streams.len());
     tokio::time::sleep(Duration::from_secs(secs)).await;
     Ok(())
 }
