@@ -71,6 +71,9 @@ pub struct Call {
     /// Where the call came from, for backends that look past the message
     /// (the mock matches stubs on routes and headers); see [`Backend::wants_context`].
     pub context: CallContext,
+    /// What hooks learned of the request (the verified token's subject, the
+    /// trace context), read back in their [`Outcome`](crate::pipeline::Outcome).
+    pub extensions: http::Extensions,
 }
 
 impl Call {
@@ -90,6 +93,7 @@ impl Call {
             requests,
             deadline,
             context: CallContext::default(),
+            extensions: http::Extensions::new(),
         }
     }
 

@@ -13,7 +13,7 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tonic::Code;
 
-use crate::pipeline::{CallInfo, Hook, Outcome, Protocol, Target};
+use crate::pipeline::{Begin, CallInfo, Hook, Outcome, Target};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -119,8 +119,9 @@ pub fn reload(ok: bool) {
 pub struct Metrics;
 
 impl Hook for Metrics {
-    fn on_begin(&self, protocol: Protocol) {
-        gauge!("protogate_requests_in_flight", "protocol" => protocol.as_str()).increment(1.0);
+    fn on_begin(&self, begin: &mut Begin<'_>) {
+        let protocol = begin.protocol.as_str();
+        gauge!("protogate_requests_in_flight", "protocol" => protocol).increment(1.0);
     }
 
     fn on_dispatch(&self, info: &CallInfo<'_>) {

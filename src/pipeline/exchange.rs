@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 
-use super::{CallInfo, Hooks, Outcome, Protocol, Target};
+use super::{Begin, CallInfo, Hooks, Outcome, Protocol, Target};
 use crate::call::{Call, CallContext, CallEvent, CallResponse, RequestStream};
 use crate::status::GatewayError;
 
@@ -45,6 +45,8 @@ pub struct Exchange {
     done: bool,
     dispatched: bool,
     backend_latency: Option<Duration>,
+    /// The hooks' per-request state; lent to the call while hooks run.
+    extensions: http::Extensions,
 }
 
 /// State the request and response streams share with the exchange.
@@ -52,6 +54,8 @@ pub struct Exchange {
 struct Shared {
     received: AtomicU64,
     sent: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
     /// The first malformed or oversized request message: it decides the
     /// call's status, whatever the backend answers to the cancellation.
     client_error: Mutex<Option<GatewayError>>,
@@ -71,7 +75,12 @@ impl Exchange {
         http_method: Method,
         headers: &HeaderMap,
     ) -> Exchange {
-        hooks.on_begin(protocol);
+        let mut extensions = http::Extensions::new();
+        hooks.on_begin(&mut Begin {
+            protocol,
+            headers,
+            extensions: &mut extensions,
+        });
         let request_id = if hooks.is_empty() {
             None
         } else {
@@ -88,6 +97,7 @@ impl Exchange {
             done: false,
             dispatched: false,
             backend_latency: None,
+            extensions,
         }
     }
 
@@ -133,7 +143,10 @@ impl Exchange {
             headers: d.headers,
         };
         let mut call = self.call_for(&target, d, late.deadline);
-        self.hooks.on_call(&mut call, &info)?;
+        call.extensions = std::mem::take(&mut self.extensions);
+        let accepted = self.hooks.on_call(&mut call, &info);
+        self.extensions = std::mem::take(&mut call.extensions);
+        accepted?;
         check_metadata(&call, &target)?;
         if late.expired() {
             return Err(GatewayError::DeadlineExceeded(timeout));
@@ -209,6 +222,9 @@ impl Exchange {
             backend_latency: self.backend_latency,
             messages_received: self.shared.received.load(Ordering::Relaxed),
             messages_sent: self.shared.sent.load(Ordering::Relaxed),
+            bytes_received: self.shared.bytes_received.load(Ordering::Relaxed),
+            bytes_sent: self.shared.bytes_sent.load(Ordering::Relaxed),
+            extensions: &self.extensions,
         });
     }
 }
@@ -287,8 +303,10 @@ impl Stream for Counted {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let item = self.inner.poll_next_unpin(cx);
         match &item {
-            Poll::Ready(Some(Ok(_))) => {
+            Poll::Ready(Some(Ok(m))) => {
                 self.shared.received.fetch_add(1, Ordering::Relaxed);
+                let size = m.len() as u64;
+                self.shared.bytes_received.fetch_add(size, Ordering::Relaxed);
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Ok(mut slot) = self.shared.client_error.lock() {
@@ -338,7 +356,9 @@ impl Stream for Guarded {
                     let timeout = self.late.timeout;
                     return self.end(GatewayError::DeadlineExceeded(timeout));
                 }
-                self.late.shared.sent.fetch_add(1, Ordering::Relaxed);
+                let shared = &self.late.shared;
+                shared.sent.fetch_add(1, Ordering::Relaxed);
+                shared.bytes_sent.fetch_add(m.len() as u64, Ordering::Relaxed);
                 Poll::Ready(Some(Ok(CallEvent::Message(m))))
             }
             Poll::Ready(Some(Ok(CallEvent::Trailers(t)))) => {

@@ -43,6 +43,18 @@ impl Protocol {
     }
 }
 
+/// A request that just arrived, as [`Hook::on_begin`] sees it.
+#[derive(Debug)]
+pub struct Begin<'a> {
+    /// The protocol of the request.
+    pub protocol: Protocol,
+    /// The request's HTTP headers, as received.
+    pub headers: &'a HeaderMap,
+    /// The request's per-hook state: what a hook puts here it finds again in
+    /// [`Call::extensions`] and [`Outcome::extensions`].
+    pub extensions: &'a mut http::Extensions,
+}
+
 /// What [`Hook::on_call`] sees besides the call itself.
 #[derive(Debug)]
 pub struct CallInfo<'a> {
@@ -86,6 +98,12 @@ pub struct Outcome<'a> {
     pub messages_received: u64,
     /// Response messages sent to the client.
     pub messages_sent: u64,
+    /// The encoded size of the request messages read, in bytes.
+    pub bytes_received: u64,
+    /// The encoded size of the response messages sent, in bytes.
+    pub bytes_sent: u64,
+    /// What hooks put in [`Begin::extensions`] and [`Call::extensions`].
+    pub extensions: &'a http::Extensions,
 }
 
 /// A policy at the dispatch seam. Both methods default to doing nothing, so
@@ -108,11 +126,10 @@ pub struct Outcome<'a> {
 /// }
 /// ```
 pub trait Hook: Send + Sync + 'static {
-    /// Runs when a request arrives, before anything is known of it but its
-    /// protocol. Every request that begins ends with one
-    /// [`on_outcome`](Self::on_outcome).
-    fn on_begin(&self, protocol: Protocol) {
-        let _ = protocol;
+    /// Runs when a request arrives, before it is resolved. Every request
+    /// that begins ends with one [`on_outcome`](Self::on_outcome).
+    fn on_begin(&self, begin: &mut Begin<'_>) {
+        let _ = begin;
     }
 
     /// Runs before the backend sees the call; an `Err` refuses it (and is
@@ -149,9 +166,9 @@ impl Hooks {
         self.0.is_empty()
     }
 
-    pub(super) fn on_begin(&self, protocol: Protocol) {
+    pub(super) fn on_begin(&self, begin: &mut Begin<'_>) {
         for h in self.0.iter() {
-            h.on_begin(protocol);
+            h.on_begin(begin);
         }
     }
 
