@@ -37,6 +37,8 @@ pub enum LogFormat {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of `serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the gateway.
     Serve(ServeArgs),
@@ -100,6 +102,20 @@ pub struct ServeArgs {
     /// `protogate::access`).
     #[arg(long, env = "PROTOGATE_ACCESS_LOG", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub access_log: bool,
+    /// Trace every request and export the spans over OTLP/gRPC to this
+    /// collector, e.g. http://127.0.0.1:4317. Unset: nothing is traced or
+    /// exported (the client's `traceparent` still reaches the upstream).
+    /// Read from OpenTelemetry's own variable, not a PROTOGATE_ one.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the exported spans (OpenTelemetry's variable).
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        value_name = "NAME",
+        default_value = "protogate"
+    )]
+    pub otlp_service_name: String,
 }
 
 fn parse_source(text: &str) -> Result<DescriptorSource, String> {

@@ -5,6 +5,8 @@ use clap::Parser;
 use protogate::cli::{Cli, Command, LogFormat, ServeArgs};
 use protogate::gateway::{Gateway, Resources};
 use protogate::live::{self, Live};
+use protogate::observe::trace::Otlp;
+use protogate::pipeline::Hook;
 use protogate::{report, server};
 use tracing_subscriber::EnvFilter;
 
@@ -62,11 +64,35 @@ async fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     protogate::observe::metrics::install()?;
-    let mut hooks: Vec<Arc<dyn protogate::pipeline::Hook>> =
-        vec![Arc::new(protogate::observe::metrics::Metrics)];
+    // No endpoint, no exporter and no tracing hook: tracing costs nothing.
+    let otlp = match &args.otlp_endpoint {
+        Some(endpoint) => {
+            tracing::info!("tracing: spans exported over OTLP to {endpoint}");
+            Some(Otlp::start(endpoint, &args.otlp_service_name)?)
+        }
+        None => None,
+    };
+    let mut hooks: Vec<Arc<dyn Hook>> = Vec::new();
+    // First, so that requests a later hook refuses are traced too.
+    if let Some(otlp) = &otlp {
+        hooks.push(Arc::new(otlp.hook()));
+    }
+    hooks.push(Arc::new(protogate::observe::metrics::Metrics));
     if args.access_log {
         hooks.push(Arc::new(protogate::observe::access::AccessLog));
     }
+    let served = serve_with(args, hooks).await;
+    // Exports the spans still queued, whichever way serving ended.
+    if let Some(otlp) = otlp
+        && let Err(e) = otlp.shutdown().await
+    {
+        tracing::warn!("OTLP: the last spans were not exported: {e}");
+    }
+    served
+}
+
+/// Serves with `hooks` until a shutdown signal.
+async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), String> {
     let live = Live::load(args.settings(), Arc::new(Resources::with_hooks(hooks)))
         .await
         .map_err(|e| e.to_string())?;
