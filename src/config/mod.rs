@@ -9,9 +9,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod compression;
+mod health;
 mod units;
 
 pub use compression::{CompressionOptions, RestEncoding};
+pub use health::{HealthOptions, Unimplemented};
 pub use units::{ByteSize, ConfigDuration, parse_duration};
 
 /// The whole routes.yaml file.
@@ -54,6 +56,9 @@ pub struct Config {
     /// Response compression.
     #[serde(default)]
     pub compression: CompressionOptions,
+    /// Upstream health checks (readiness).
+    #[serde(default)]
+    pub health: HealthOptions,
 }
 
 /// CORS: which browser origins may call the gateway. Off while
