@@ -9,8 +9,11 @@
 //!   latest report.
 //! - `GET /metrics`: Prometheus metrics (text format 0.0.4), when the
 //!   process installed the recorder (the binary does).
-//! - `GET /healthz`: the process is up. `GET /readyz`: 200 once every
-//!   descriptor source has loaded, else 503 naming what is missing.
+//! - `GET /healthz`: the process is up (200 until it exits, drain
+//!   included). `GET /readyz`: 200 when every descriptor source has loaded
+//!   and every upstream in use answers its health check SERVING, else 503
+//!   in the JSON error shape naming each thing not ready; 503 from the
+//!   moment shutdown begins ([`crate::health`]).
 //! - `GET /_protogate/mock/stubs`: the loaded stubs (id, file, method or
 //!   route, priority, remaining uses).
 //! - `GET /_protogate/mock/unmatched`: the most recent requests no stub
@@ -25,6 +28,7 @@ use axum::routing::get;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 
+use crate::health::Phase;
 use crate::live::Live;
 
 /// The admin routes.
@@ -61,7 +65,10 @@ pub fn router(live: Arc<Live>) -> Router {
             "/healthz",
             get(|| async { json_response(StatusCode::OK, json!({"status": "ok"})) }),
         )
-        .route("/readyz", get(move || async move { readiness(&ready) }))
+        .route(
+            "/readyz",
+            get(move || async move { readiness(&ready).await }),
+        )
         .route(
             "/_protogate/mock/stubs",
             get(move || async move {
@@ -94,21 +101,32 @@ fn reload_status(live: &Live) -> Response<Body> {
     )
 }
 
-fn readiness(live: &Live) -> Response<Body> {
+async fn readiness(live: &Live) -> Response<Body> {
     let gw = live.current();
-    if gw.missing.is_empty() {
+    let ready = live.health().readiness(&gw).await;
+    let upstreams: serde_json::Map<String, serde_json::Value> = ready
+        .upstreams
+        .iter()
+        .map(|u| {
+            let status = json!({"url": u.url, "ready": u.ready, "status": u.probe.to_string()});
+            (u.name.clone(), status)
+        })
+        .collect();
+    if ready.is_ready() {
         return json_response(
             StatusCode::OK,
-            json!({"status": "ready", "routes": gw.routes().len()}),
+            json!({"status": "ready", "routes": gw.routes().len(), "upstreams": upstreams}),
         );
     }
     json_response(
         StatusCode::SERVICE_UNAVAILABLE,
         json!({
             "code": 14,
-            "message": format!("not ready: {}", gw.missing.join("; ")),
+            "message": format!("not ready: {}", ready.problems().join("; ")),
             "details": [],
-            "missing": gw.missing,
+            "draining": ready.phase != Phase::Serving,
+            "missing": ready.missing,
+            "upstreams": upstreams,
         }),
     )
 }

@@ -116,6 +116,11 @@ pub struct ServeArgs {
         default_value = "protogate"
     )]
     pub otlp_service_name: String,
+    /// On SIGTERM or Ctrl-C, keep serving this long with readiness off
+    /// (`/readyz` 503, grpc.health.v1 NOT_SERVING) before the listener
+    /// stops, so load balancers stop sending first (`0s`: stop at once).
+    #[arg(long, env = "PROTOGATE_DRAIN_DELAY", default_value = "5s", value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub drain_delay: std::time::Duration,
 }
 
 fn parse_source(text: &str) -> Result<DescriptorSource, String> {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod cors;
 pub mod descriptors;
 pub mod gateway;
+pub mod health;
 pub mod live;
 pub mod observe;
 pub mod pipeline;

@@ -108,10 +108,11 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
         tracing::info!(
             "admin endpoints on http://{local}/_protogate/ (reload), /metrics, /healthz, /readyz"
         );
+        // Stops with the main listener, after the drain: /readyz answers 503 meanwhile.
         tokio::spawn(server::serve_admin(
             l,
             live.clone(),
-            server::shutdown_signal(),
+            server::stopped(live.clone()),
         ));
     }
     live::reload_on_sighup(&live);
@@ -141,7 +142,8 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
         "protogate listening on http://{addr}"
     );
     drop(gw);
-    server::serve(listener, live, server::shutdown_signal())
+    tokio::spawn(server::drain_on_signal(live.clone(), args.drain_delay));
+    server::serve(listener, live.clone(), server::stopped(live))
         .await
         .map_err(|e| e.to_string())
 }

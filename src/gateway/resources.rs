@@ -133,6 +133,12 @@ impl Resources {
         Ok(c)
     }
 
+    /// The channels to `url` a snapshot built with `max_response_bytes` uses.
+    pub(crate) fn upstream(&self, url: &str, max_response_bytes: usize) -> Option<GrpcUpstream> {
+        let key = (url.to_string(), max_response_bytes);
+        lock(&self.channels).get(&key).cloned()
+    }
+
     /// The mock's CRUD store: the current one while the descriptors are the
     /// same, else a new, empty one (old messages would not fit new types).
     pub(crate) fn mock_state(&self, pool: &DescriptorPool) -> Arc<CrudStore> {

@@ -24,6 +24,7 @@ pub use diff::Changes;
 pub use inputs::{fingerprint, watch_paths};
 
 use crate::gateway::{Gateway, LoadError, Resources, Settings};
+use crate::health::Health;
 
 /// The gateway as it is now, and how to rebuild it.
 pub struct Live {
@@ -34,6 +35,8 @@ pub struct Live {
     reloading: tokio::sync::Mutex<()>,
     generation: AtomicU64,
     stats: ReloadStats,
+    /// Upstream probers and the drain state: follows every snapshot.
+    health: Health,
 }
 
 /// Reload counters and the latest report (for `GET /_protogate/reload` and
@@ -113,6 +116,8 @@ impl Live {
 
     fn start(gw: Gateway, settings: Option<Settings>, resources: Arc<Resources>) -> Arc<Live> {
         resources.commit(&gw);
+        let health = Health::default();
+        health.track(&gw, &resources);
         Arc::new(Live {
             current: ArcSwap::from_pointee(gw),
             settings,
@@ -120,7 +125,13 @@ impl Live {
             reloading: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(1),
             stats: ReloadStats::default(),
+            health,
         })
+    }
+
+    /// Readiness, upstream health and the drain ([`crate::health`]).
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// The snapshot serving now; hold it for the whole request.
@@ -193,6 +204,8 @@ impl Live {
         let changes = Changes::between(&self.current(), &new);
         let routes = new.routes().len();
         let new = Arc::new(new);
+        // Before it serves, so readiness never sees an upstream not yet tracked.
+        self.health.track(&new, &self.resources);
         self.current.store(new.clone());
         self.resources.commit(&new);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -21,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::admin;
 use crate::gateway::Gateway;
+use crate::health;
 use crate::live::Live;
 use crate::protocol::{connect, grpc, grpc_web, rest};
 use conn::ListenerLimits;
@@ -28,15 +30,22 @@ use conn::ListenerLimits;
 /// The router: gRPC requests (by content type) go to the native gRPC adapter,
 /// every other request to the REST adapter, which matches against the
 /// compiled route table. In mock mode the admin endpoints are mounted too.
+/// Native gRPC calls to `grpc.health.v1.Health` are the gateway's own
+/// ([`health`]), answered before any route.
 pub fn router(live: Arc<Live>) -> Router {
     let base = if live.current().mock.is_some() {
         admin::router(live.clone())
     } else {
         Router::new()
     };
+    let own_health = health::GrpcHealth::server(live.clone());
     base.fallback(move |req: Request<Body>| {
         let gw = live.current();
+        let own_health = own_health.clone();
         async move {
+            if health::is_health_call(&req) {
+                return health::serve(own_health, req).await;
+            }
             match gw.cors.clone() {
                 // Per request: CORS is configuration, and reloads.
                 Some(cors) => {
@@ -137,6 +146,28 @@ pub async fn spawn(
     let local = listener.local_addr()?;
     let handle = tokio::spawn(serve(listener, live, shutdown));
     Ok((local, handle))
+}
+
+/// The drain, run once per process: on Ctrl-C or SIGTERM, readiness turns
+/// off at once (`/readyz` 503, `grpc.health.v1` NOT_SERVING) while requests
+/// are still served, so load balancers stop sending new ones; after
+/// `delay` (or a second signal) the gateway [stops](health::Health::stop)
+/// and the listeners waiting on [`stopped`] shut down gracefully.
+pub async fn drain_on_signal(live: Arc<Live>, delay: Duration) {
+    shutdown_signal().await;
+    live.health().start_draining();
+    tracing::info!("shutting down: not ready; serving for {delay:?} more (drain), then stopping");
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {},
+        () = shutdown_signal() => tracing::info!("second signal: stopping now"),
+    }
+    live.health().stop();
+}
+
+/// Resolves when the gateway stops (see [`drain_on_signal`]): the shutdown
+/// future of its listeners.
+pub async fn stopped(live: Arc<Live>) {
+    live.health().stopped().await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

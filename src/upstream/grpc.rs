@@ -97,6 +97,29 @@ impl GrpcUpstream {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Whether `other` is this upstream (the same connections).
+    pub fn same_as(&self, other: &GrpcUpstream) -> bool {
+        Arc::ptr_eq(&self.channels, &other.channels)
+    }
+
+    /// Asks the upstream's `grpc.health.v1.Health/Check` about `service`
+    /// (`""`: the whole server) over the connections calls use, so probes
+    /// open no connection of their own. A fault below gRPC is the status's
+    /// source, as an [`UpstreamFault`].
+    pub async fn check_health(&self, service: &str, timeout: Duration) -> Result<i32, Status> {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        let svc = Checked {
+            inner: self.channels[turn].clone(),
+        };
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: service.to_string(),
+        });
+        request.set_timeout(timeout);
+        let response = HealthClient::new(svc).check(request).await?;
+        Ok(response.into_inner().status)
+    }
 }
 
 impl Backend for GrpcUpstream {
