@@ -222,7 +222,9 @@ impl LibraryBackend {
 }
 
 /// Serves `backend` over gRPC on `listener` until `shutdown` completes, then
-/// waits for open connections to finish.
+/// waits for open connections to finish. Beside the library it serves
+/// reflection and `grpc.health.v1.Health` (SERVING for `""` and for
+/// `library.v1.LibraryService`; see [`health_service`]).
 ///
 /// Bind the listener to `127.0.0.1:0` and read `local_addr()` to get a free
 /// port without races.
@@ -244,10 +246,24 @@ pub async fn serve(
         // multiplexes many clients onto one (bench/stream.sh holds 10,000).
         .max_concurrent_streams(Some(100_000))
         .add_service(backend.into_service())
+        .add_service(health_service().await.1)
         .add_service(reflection_v1())
         .add_service(reflection_v1alpha())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+/// `grpc.health.v1.Health` answering SERVING for the whole server (`""`)
+/// and for `library.v1.LibraryService`, and the reporter that changes it.
+pub async fn health_service() -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (reporter, server) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<LibraryServiceServer<LibraryBackend>>()
+        .await;
+    (reporter, server)
 }
 
 /// The bundled API's compiled descriptors (with imports, comments and the

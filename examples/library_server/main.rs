@@ -7,8 +7,11 @@
 //! ```
 //!
 //! Once it listens it prints `library_server listening on <addr>` (the real
-//! address, useful with port 0). It stops on Ctrl-C. See `backend.rs` for the
-//! behaviour, including the `x-echo-*` metadata contract.
+//! address, useful with port 0). It stops on Ctrl-C. Beside the library it
+//! serves reflection and `grpc.health.v1.Health` (tonic-health: SERVING for
+//! `""` and `library.v1.LibraryService`), which the gateway's `/readyz`
+//! checks. See `backend.rs` for the behaviour, including the `x-echo-*`
+//! metadata contract.
 
 mod backend;
 

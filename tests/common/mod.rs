@@ -87,6 +87,35 @@ pub async fn serve_backend(listener: TcpListener, backend: LibraryBackend) -> Ru
     }
 }
 
+/// Like [`serve_backend`], also serving `grpc.health.v1.Health` (SERVING
+/// for `""` and the library service); the reporter flips it.
+pub async fn serve_backend_with_health(
+    listener: TcpListener,
+    backend: LibraryBackend,
+) -> (Running, tonic_health::server::HealthReporter) {
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let svc = LibraryServiceServer::with_interceptor(backend, inject_failure);
+    let (reporter, health) = backend::health_service().await;
+    let incoming = TcpListenerStream::new(listener);
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(svc)
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (
+        Running {
+            addr,
+            stop: Some(tx),
+        },
+        reporter,
+    )
+}
+
 #[allow(clippy::result_large_err)]
 fn inject_failure(req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     let md = req.metadata();
