@@ -67,8 +67,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // No endpoint, no exporter and no tracing hook: tracing costs nothing.
     let otlp = match &args.otlp_endpoint {
         Some(endpoint) => {
+            let otlp = Otlp::start(endpoint, &args.otlp_service_name)?;
             tracing::info!("tracing: spans exported over OTLP to {endpoint}");
-            Some(Otlp::start(endpoint, &args.otlp_service_name)?)
+            Some(otlp)
         }
         None => None,
     };

@@ -56,13 +56,21 @@ pub struct Otlp {
 
 impl Otlp {
     /// Builds the exporter for the collector at `endpoint` (e.g.
-    /// `http://127.0.0.1:4317`), naming the gateway `service_name`. Must be
-    /// called inside a Tokio runtime: the gRPC channel lives there (it
-    /// connects lazily, so a collector that is down does not stop the
-    /// gateway; its spans are dropped and the failure logged).
+    /// `http://127.0.0.1:4317`: cleartext HTTP/2, there is no TLS), naming
+    /// the gateway `service_name`. Must be called inside a Tokio runtime:
+    /// the gRPC channel lives there (it connects lazily, so a collector that
+    /// is down does not stop the gateway; its spans are dropped and the
+    /// failure logged).
     pub fn start(endpoint: &str, service_name: &str) -> Result<Otlp, String> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err("the OTLP exporter needs a Tokio runtime".into());
+        }
+        // The exporter would take a bare `host:port` for https and then
+        // refuse it for want of a TLS feature: say what works instead.
+        if !endpoint.starts_with("http://") {
+            return Err(format!(
+                "OTLP endpoint {endpoint}: expected http://host:port (OTLP over gRPC, without TLS)"
+            ));
         }
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -304,6 +312,17 @@ impl Injector for Metadata<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_endpoint_is_cleartext_http() {
+        for bad in ["127.0.0.1:4317", "https://collector:4317"] {
+            let e = Otlp::start(bad, "protogate").expect_err(bad);
+            assert!(e.contains("expected http://host:port"), "{e}");
+        }
+        let otlp = Otlp::start("http://127.0.0.1:4317", "protogate").expect("builds");
+        // Nothing was traced: nothing to export, and no collector needed.
+        otlp.shutdown().await.expect("shuts down");
+    }
 
     #[test]
     fn known_methods_keep_their_name() {
