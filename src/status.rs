@@ -156,6 +156,75 @@ pub enum GatewayError {
     /// A bug or an impossible state inside the gateway.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request's credentials are missing or were refused (401).
+    #[error("unauthenticated: {detail}")]
+    Unauthenticated {
+        /// Why, as a metric label.
+        reason: AuthFailure,
+        /// What was wrong, for the client (never the token itself).
+        detail: String,
+    },
+    /// The token is valid but does not grant this call (403).
+    #[error("permission denied: {detail}")]
+    PermissionDenied {
+        /// Why, as a metric label.
+        reason: AuthFailure,
+        /// What is missing.
+        detail: String,
+    },
+}
+
+/// Why authentication refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthFailure {
+    /// No token was sent.
+    Missing,
+    /// Not a JWT (not three base64url parts of JSON, or not `Bearer`).
+    Malformed,
+    /// `exp` has passed (beyond the leeway).
+    Expired,
+    /// `nbf` is still ahead (beyond the leeway).
+    NotYetValid,
+    /// `iss` names no configured provider (or one the rule excludes).
+    WrongIssuer,
+    /// `aud` holds none of the provider's audiences.
+    WrongAudience,
+    /// No key of the provider has the token's `kid`.
+    UnknownKid,
+    /// `alg` is not among the provider's algorithms (HS/RS confusion
+    /// included).
+    AlgorithmNotAllowed,
+    /// `alg: none`: an unsigned token.
+    AlgNone,
+    /// The signature does not verify.
+    BadSignature,
+    /// The provider has no usable keys (its JWKS was never fetched).
+    NoKeys,
+    /// A scope the rule requires is missing.
+    InsufficientScope,
+    /// A claim the rule requires is missing or has another value.
+    ClaimMismatch,
+}
+
+impl AuthFailure {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Expired => "expired",
+            AuthFailure::NotYetValid => "not_yet_valid",
+            AuthFailure::WrongIssuer => "wrong_issuer",
+            AuthFailure::WrongAudience => "wrong_audience",
+            AuthFailure::UnknownKid => "unknown_kid",
+            AuthFailure::AlgorithmNotAllowed => "algorithm_not_allowed",
+            AuthFailure::AlgNone => "alg_none",
+            AuthFailure::BadSignature => "bad_signature",
+            AuthFailure::NoKeys => "no_keys",
+            AuthFailure::InsufficientScope => "insufficient_scope",
+            AuthFailure::ClaimMismatch => "claim_mismatch",
+        }
+    }
 }
 
 impl GatewayError {
@@ -206,6 +275,8 @@ impl GatewayError {
             }
             GatewayError::Upstream(s) => s.code(),
             GatewayError::Internal(_) => Code::Internal,
+            GatewayError::Unauthenticated { .. } => Code::Unauthenticated,
+            GatewayError::PermissionDenied { .. } => Code::PermissionDenied,
         }
     }
 
@@ -228,15 +299,47 @@ impl GatewayError {
     }
 
     /// Headers that belong to this error's answer in any HTTP protocol
-    /// (`Allow` on a 405).
+    /// (`Allow` on a 405, `WWW-Authenticate` on a 401 or 403).
     pub fn headers(&self) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
-        if let GatewayError::MethodNotAllowed { allowed, .. } = self
-            && let Ok(v) = http::HeaderValue::from_str(&allowed.join(", "))
+        let value = match self {
+            GatewayError::MethodNotAllowed { allowed, .. } => {
+                Some((http::header::ALLOW, allowed.join(", ")))
+            }
+            GatewayError::Unauthenticated { .. } | GatewayError::PermissionDenied { .. } => self
+                .www_authenticate()
+                .map(|v| (http::header::WWW_AUTHENTICATE, v)),
+            _ => None,
+        };
+        if let Some((name, value)) = value
+            && let Ok(v) = http::HeaderValue::from_str(&value)
         {
-            h.insert(http::header::ALLOW, v);
+            h.insert(name, v);
         }
         h
+    }
+
+    /// The RFC 6750 challenge: no error code when no token was sent (as
+    /// RFC 6750 §3.1 and Envoy do), `invalid_token` when one was refused,
+    /// `insufficient_scope` when it grants too little.
+    fn www_authenticate(&self) -> Option<String> {
+        let (error, detail) = match self {
+            GatewayError::Unauthenticated {
+                reason: AuthFailure::Missing,
+                ..
+            } => return Some("Bearer realm=\"protogate\"".into()),
+            GatewayError::Unauthenticated { detail, .. } => ("invalid_token", detail),
+            GatewayError::PermissionDenied { detail, .. } => ("insufficient_scope", detail),
+            _ => return None,
+        };
+        // A quoted-string may not hold `"` or `\`; the detail never needs them.
+        let detail: String = detail
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && (' '..='~').contains(c))
+            .collect();
+        Some(format!(
+            "Bearer realm=\"protogate\", error=\"{error}\", error_description=\"{detail}\""
+        ))
     }
 
     /// The google.rpc.Status JSON body. Upstream details are decoded through

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod auth;
 mod compression;
 mod health;
 mod units;
 
+pub use auth::{AuthConfig, AuthRule, ClaimValues, DefaultPolicy, ProviderConfig, TokenSources};
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
 pub use units::{ByteSize, ConfigDuration, parse_duration};
@@ -56,6 +58,9 @@ pub struct Config {
     /// Response compression.
     #[serde(default)]
     pub compression: CompressionOptions,
+    /// JWT authentication and per-method requirements.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
     /// Upstream health checks (readiness).
     #[serde(default)]
     pub health: HealthOptions,

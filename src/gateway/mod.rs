@@ -313,6 +313,14 @@ impl Gateway {
                 Arc::new(target)
             })
             .collect();
+        let hooks = match &config.auth {
+            Some(auth) => {
+                resources
+                    .hooks()
+                    .prepend(Arc::new(auth_hook(auth, &grpc_targets, &table)?))
+            }
+            None => resources.hooks(),
+        };
         let method_json = grpc_targets
             .iter()
             .map(|(path, t)| (path.clone(), MethodJson::new(&t.method)))
@@ -322,7 +330,7 @@ impl Gateway {
             route_targets,
             grpc_targets,
             method_json,
-            hooks: resources.hooks(),
+            hooks,
             request_options: RequestOptions {
                 unknown_fields: config.json.unknown_fields,
                 unknown_query_params: config.json.unknown_query_params,
@@ -331,6 +339,11 @@ impl Gateway {
                     max_decoded_bytes: usize::try_from(config.limits.max_decoded_bytes.0)
                         .unwrap_or(usize::MAX),
                 },
+                credentials_param: config
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.token.query.as_deref())
+                    .map(Into::into),
             },
             response_options: ResponseOptions::from(&config.json),
             max_body_bytes: config.limits.max_body_bytes.0,
@@ -433,6 +446,27 @@ fn timeout_for(config: &Config, method: &prost_reflect::MethodDescriptor) -> Opt
         .iter()
         .find_map(|s| config.timeouts.get(*s))
         .map(|d| d.0)
+}
+
+/// The auth hook: every gRPC method and every route gets its requirement.
+fn auth_hook(
+    config: &crate::config::AuthConfig,
+    grpc_targets: &HashMap<String, Arc<Target>>,
+    table: &RouteTable,
+) -> Result<crate::auth::Auth, LoadError> {
+    use crate::auth::policy::Destination;
+    let methods = grpc_targets.iter().map(|(path, t)| Destination {
+        key: path,
+        method: t.method.full_name(),
+        route: None,
+    });
+    let routes = table.routes.iter().map(|r| Destination {
+        key: &r.key,
+        method: r.method.full_name(),
+        route: Some(&r.key),
+    });
+    let known: Vec<&str> = table.routes.iter().map(|r| r.key.as_str()).collect();
+    crate::auth::Auth::build(config, methods.chain(routes), &known).map_err(LoadError::Rules)
 }
 
 fn check_timeout_selectors(pool: &DescriptorPool, config: &Config, errors: &mut Vec<RuleError>) {

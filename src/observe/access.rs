@@ -1,8 +1,9 @@
 //! The access log: one `tracing` event per request, at INFO under the
 //! target `protogate::access`, when its answer is complete or abandoned.
 //! It names what the request reached (resolved method and route, never the
-//! query), never tokens or bodies.
+//! query), never tokens or bodies; `subject` is the verified token's `sub`.
 
+use crate::auth::Subject;
 use crate::observe::metrics::code_name;
 use crate::pipeline::{Hook, Outcome};
 
@@ -28,6 +29,9 @@ impl Hook for AccessLog {
             latency_ms = o.elapsed.as_secs_f64() * 1000.0,
             messages_in = o.messages_received,
             messages_out = o.messages_sent,
+            bytes_in = o.bytes_received,
+            bytes_out = o.bytes_sent,
+            subject = o.extensions.get::<Subject>().map_or("", |s| s.0.as_str()),
             request_id = o.request_id.unwrap_or(""),
             upstream,
             error = o.error.map(ToString::to_string).unwrap_or_default(),

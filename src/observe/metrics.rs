@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tonic::Code;
 
 use crate::pipeline::{Begin, CallInfo, Hook, Outcome, Target};
+use crate::status::GatewayError;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -25,6 +26,11 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Stream lifetimes, in seconds: 10 ms to 1 h.
 const STREAM_BUCKETS: &[f64] = &[
     0.01, 0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+];
+
+/// Message sizes, in bytes: 64 B to 16 MiB, by fours.
+const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
 /// Installs the Prometheus recorder for this process (once; later calls
@@ -40,6 +46,7 @@ pub fn install() -> Result<(), String> {
             STREAM_BUCKETS,
         )
         .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_size_bytes".into()), SIZE_BUCKETS))
         .map_err(|e| format!("metrics: {e}"))?
         .install_recorder()
         .map_err(|e| format!("metrics: {e}"))?;
@@ -105,6 +112,24 @@ fn describe() {
         "protogate_config_reloads_total",
         "Configuration reloads, by result."
     );
+    describe_histogram!(
+        "protogate_request_size_bytes",
+        Unit::Bytes,
+        "Encoded size of a request's messages (all of them, for streams)."
+    );
+    describe_histogram!(
+        "protogate_response_size_bytes",
+        Unit::Bytes,
+        "Encoded size of a response's messages (all of them, for streams)."
+    );
+    describe_counter!(
+        "protogate_auth_rejections_total",
+        "Requests refused by authentication (401) or authorization (403), by reason."
+    );
+    describe_counter!(
+        "protogate_jwks_fetches_total",
+        "JWKS fetches from providers' jwks_url, by result."
+    );
     describe_gauge!("protogate_build_info", "The running build (always 1).");
 }
 
@@ -167,8 +192,23 @@ impl Hook for Metrics {
             )
             .record(seconds);
         }
+        sizes(o, protocol, &method);
         kept_apart(o, protocol, &method);
         upstream(o, &method);
+    }
+}
+
+/// Message sizes of requests that reached the backend.
+fn sizes(o: &Outcome<'_>, protocol: &'static str, method: &str) {
+    if !o.dispatched {
+        return;
+    }
+    for (name, bytes) in [
+        ("protogate_request_size_bytes", o.bytes_received),
+        ("protogate_response_size_bytes", o.bytes_sent),
+    ] {
+        histogram!(name, "protocol" => protocol, "method" => method.to_string())
+            .record(bytes as f64);
     }
 }
 
@@ -201,9 +241,23 @@ fn streaming(
     }
 }
 
-/// Deadlines and cancellations are counted on their own as well, so that
-/// they can be told from failures.
+/// Deadlines, cancellations and auth refusals are counted on their own as
+/// well, so that they can be told from failures.
 fn kept_apart(o: &Outcome<'_>, protocol: &'static str, method: &str) {
+    if let Some(
+        GatewayError::Unauthenticated { reason, .. }
+        | GatewayError::PermissionDenied { reason, .. },
+    ) = o.error
+    {
+        counter!(
+            "protogate_auth_rejections_total",
+            "protocol" => protocol,
+            "method" => method.to_string(),
+            "reason" => reason.as_str(),
+        )
+        .increment(1);
+        return;
+    }
     let name = match o.code {
         Code::DeadlineExceeded => "protogate_deadline_exceeded_total",
         Code::Cancelled => "protogate_cancelled_total",
@@ -224,9 +278,9 @@ fn upstream(o: &Outcome<'_>, method: &str) {
     )
     .record(latency.as_secs_f64());
     let kind = match o.error {
-        Some(crate::status::GatewayError::UpstreamUnavailable(_)) => "unavailable",
-        Some(crate::status::GatewayError::BadGateway(_)) => "bad_gateway",
-        Some(crate::status::GatewayError::DeadlineExceeded(_)) => "deadline_exceeded",
+        Some(GatewayError::UpstreamUnavailable(_)) => "unavailable",
+        Some(GatewayError::BadGateway(_)) => "bad_gateway",
+        Some(GatewayError::DeadlineExceeded(_)) => "deadline_exceeded",
         _ => return,
     };
     counter!("protogate_upstream_errors_total", "upstream" => upstream, "kind" => kind)

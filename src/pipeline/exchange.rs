@@ -69,15 +69,12 @@ impl Shared {
 
 impl Exchange {
     /// A request just arrived; its deadline runs from now.
-    pub fn begin(
-        hooks: Hooks,
-        protocol: Protocol,
-        http_method: Method,
-        headers: &HeaderMap,
-    ) -> Exchange {
+    pub fn begin<B>(hooks: Hooks, protocol: Protocol, request: &http::Request<B>) -> Exchange {
         let mut extensions = http::Extensions::new();
+        let headers = request.headers();
         hooks.on_begin(&mut Begin {
             protocol,
+            uri: request.uri(),
             headers,
             extensions: &mut extensions,
         });
@@ -89,7 +86,7 @@ impl Exchange {
         Exchange {
             hooks,
             protocol,
-            http_method,
+            http_method: request.method().clone(),
             request_id,
             started: Instant::now(),
             target: None,
@@ -142,6 +139,9 @@ impl Exchange {
             target: &target,
             headers: d.headers,
         };
+        self.hooks
+            .prepare(&info, &self.extensions, late.deadline)
+            .await;
         let mut call = self.call_for(&target, d, late.deadline);
         call.extensions = std::mem::take(&mut self.extensions);
         let accepted = self.hooks.on_call(&mut call, &info);
@@ -306,7 +306,9 @@ impl Stream for Counted {
             Poll::Ready(Some(Ok(m))) => {
                 self.shared.received.fetch_add(1, Ordering::Relaxed);
                 let size = m.len() as u64;
-                self.shared.bytes_received.fetch_add(size, Ordering::Relaxed);
+                self.shared
+                    .bytes_received
+                    .fetch_add(size, Ordering::Relaxed);
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Ok(mut slot) = self.shared.client_error.lock() {
@@ -358,7 +360,9 @@ impl Stream for Guarded {
                 }
                 let shared = &self.late.shared;
                 shared.sent.fetch_add(1, Ordering::Relaxed);
-                shared.bytes_sent.fetch_add(m.len() as u64, Ordering::Relaxed);
+                shared
+                    .bytes_sent
+                    .fetch_add(m.len() as u64, Ordering::Relaxed);
                 Poll::Ready(Some(Ok(CallEvent::Message(m))))
             }
             Poll::Ready(Some(Ok(CallEvent::Trailers(t)))) => {

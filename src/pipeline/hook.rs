@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use http::{HeaderMap, Method, StatusCode};
 use tonic::Code;
 
@@ -48,6 +49,8 @@ impl Protocol {
 pub struct Begin<'a> {
     /// The protocol of the request.
     pub protocol: Protocol,
+    /// The request's URI (path and query as the client sent them).
+    pub uri: &'a http::Uri,
     /// The request's HTTP headers, as received.
     pub headers: &'a HeaderMap,
     /// The request's per-hook state: what a hook puts here it finds again in
@@ -132,6 +135,19 @@ pub trait Hook: Send + Sync + 'static {
         let _ = begin;
     }
 
+    /// Runs before [`on_call`](Self::on_call) once the request is resolved:
+    /// a hook that must wait for something first (fresh keys after a
+    /// rotation) returns a future, which the exchange awaits within the
+    /// call's deadline. The fast path returns `None` and costs nothing.
+    fn prepare(
+        &self,
+        info: &CallInfo<'_>,
+        extensions: &http::Extensions,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let _ = (info, extensions);
+        None
+    }
+
     /// Runs before the backend sees the call; an `Err` refuses it (and is
     /// answered in the request's protocol). May edit the call's metadata.
     fn on_call(&self, call: &mut Call, info: &CallInfo<'_>) -> Result<(), GatewayError> {
@@ -161,6 +177,15 @@ impl Hooks {
         Hooks(hooks.into())
     }
 
+    /// These hooks with `first` run before them.
+    pub fn prepend(&self, first: Arc<dyn Hook>) -> Hooks {
+        Hooks(
+            std::iter::once(first)
+                .chain(self.0.iter().cloned())
+                .collect(),
+        )
+    }
+
     /// True when there is nothing to run.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -169,6 +194,20 @@ impl Hooks {
     pub(super) fn on_begin(&self, begin: &mut Begin<'_>) {
         for h in self.0.iter() {
             h.on_begin(begin);
+        }
+    }
+
+    /// Awaits what the hooks need before their `on_call`, until `deadline`.
+    pub(super) async fn prepare(
+        &self,
+        info: &CallInfo<'_>,
+        extensions: &http::Extensions,
+        deadline: tokio::time::Instant,
+    ) {
+        for h in self.0.iter() {
+            if let Some(wait) = h.prepare(info, extensions) {
+                let _ = tokio::time::timeout_at(deadline, wait).await;
+            }
         }
     }
 

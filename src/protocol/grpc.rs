@@ -70,12 +70,7 @@ pub(crate) async fn handle_as(
     req: Request<Body>,
     protocol: Protocol,
 ) -> Response<Body> {
-    let mut exchange = Exchange::begin(
-        gw.hooks.clone(),
-        protocol,
-        req.method().clone(),
-        req.headers(),
-    );
+    let mut exchange = Exchange::begin(gw.hooks.clone(), protocol, &req);
     if req.method() != http::Method::POST {
         // gRPC is POST only; anything else is a client speaking HTTP, not gRPC.
         let e = GatewayError::MethodNotAllowed {

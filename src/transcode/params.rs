@@ -73,6 +73,9 @@ pub(super) fn bind(
     let reject = opts.unknown_query_params == UnknownPolicy::Reject;
     for pair in pairs(query) {
         let (key, value) = pair?;
+        if opts.credentials_param.as_deref() == Some(key.as_str()) {
+            continue;
+        }
         check_path_depth(&key, &key, opts.limits.max_depth)?;
         let unknown = |why: String| -> Result<(), GatewayError> {
             if reject {

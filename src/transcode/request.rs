@@ -26,7 +26,7 @@ pub struct RequestInput<'a> {
 }
 
 /// How strict request decoding is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RequestOptions {
     /// Unknown JSON body fields.
     pub unknown_fields: UnknownPolicy,
@@ -34,6 +34,9 @@ pub struct RequestOptions {
     pub unknown_query_params: UnknownPolicy,
     /// How deep and how large decoded input may get.
     pub limits: DecodeLimits,
+    /// A query parameter that carries credentials (`auth.token.query`):
+    /// never bound to a field, whatever the unknown-parameter policy.
+    pub credentials_param: Option<std::sync::Arc<str>>,
 }
 
 impl Default for RequestOptions {
@@ -42,6 +45,7 @@ impl Default for RequestOptions {
             unknown_fields: UnknownPolicy::Reject,
             unknown_query_params: UnknownPolicy::Reject,
             limits: DecodeLimits::default(),
+            credentials_param: None,
         }
     }
 }

@@ -89,12 +89,7 @@ fn shape(method: &Method, headers: &HeaderMap, query: Option<&str>) -> Option<Sh
 
 /// Serves one Connect call.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
-    let exchange = Exchange::begin(
-        gw.hooks.clone(),
-        Protocol::Connect,
-        req.method().clone(),
-        req.headers(),
-    );
+    let exchange = Exchange::begin(gw.hooks.clone(), Protocol::Connect, &req);
     match shape(req.method(), req.headers(), req.uri().query()) {
         Some(Shape::Stream(encoding)) => stream::handle(gw, req, encoding, exchange).await,
         Some(Shape::Unary(encoding)) => unary::handle(gw, req, Some(encoding), exchange).await,

@@ -36,21 +36,11 @@ enum Reply {
 /// Serves one REST request.
 pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
     if ws::is_upgrade(req.headers()) {
-        let exchange = Exchange::begin(
-            gw.hooks.clone(),
-            Protocol::WebSocket,
-            req.method().clone(),
-            req.headers(),
-        );
+        let exchange = Exchange::begin(gw.hooks.clone(), Protocol::WebSocket, &req);
         return ws::handle(gw, req, exchange).await;
     }
     let pretty = wants_pretty(req.uri().query());
-    let mut exchange = Exchange::begin(
-        gw.hooks.clone(),
-        Protocol::Rest,
-        req.method().clone(),
-        req.headers(),
-    );
+    let mut exchange = Exchange::begin(gw.hooks.clone(), Protocol::Rest, &req);
     match serve(&gw, &mut exchange, req, pretty).await {
         Ok(Reply::Done(resp)) => {
             exchange.finish(resp.status(), Ok(()));
