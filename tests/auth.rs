@@ -178,6 +178,7 @@ auth:
       issuer: https://ed.test
       algorithms: [EdDSA]
       pem_file: {ed_pem}
+      leeway: 0s
     hmac:
       issuer: https://hmac.test
       algorithms: [HS256]
@@ -629,6 +630,38 @@ async fn jwks_url_rotation_is_fetched_once_and_rate_limited() {
     assert_eq!(r.status(), 401);
     let r = env.get_shelf(&remote("rsa-2", &k.rsa_next)).await;
     assert_eq!(r.status(), 200);
+
+    // The issuer retires rsa-1: once the set is refreshed, tokens it
+    // signed are refused, even those verified (and cached) before.
+    let old = remote("rsa-1", &k.rsa);
+    assert_eq!(env.get_shelf(&old).await.status(), 200);
+    *env.jwks.document.lock().unwrap() = Some(jwks(&[&k.rsa_next_jwk]));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let r = env.get_shelf(&remote("rsa-4", &k.rsa)).await;
+    assert_eq!(r.status(), 401);
+    let r = env.get_shelf(&old).await;
+    assert_refused(r, 401, Some("invalid_token"), "has kid \"rsa-1\"").await;
+}
+
+#[tokio::test]
+async fn a_verified_token_is_cached_until_it_expires() {
+    let env = Env::start().await;
+    let k = keys();
+    // The Ed25519 provider has no leeway.
+    let exp = now() + 1;
+    let token = sign(
+        Algorithm::EdDSA,
+        None,
+        &k.ed,
+        &claims(json!({"iss": "https://ed.test", "exp": exp})),
+    );
+    assert_eq!(env.get_shelf(&token).await.status(), 200);
+    assert_eq!(env.get_shelf(&token).await.status(), 200);
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = env.get_shelf(&token).await;
+    assert_refused(r, 401, Some("invalid_token"), "expired").await;
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@
 //! request's own protocol. Verified claims travel upstream as metadata;
 //! client-sent values of those keys are always removed first.
 
+pub mod cache;
 pub mod jwks;
 pub mod keys;
 pub mod policy;
@@ -30,6 +31,7 @@ use crate::config::{AuthConfig, TokenSources};
 use crate::pipeline::{Begin, CallInfo, Hook, Target};
 use crate::routing::rules::RuleError;
 use crate::status::{AuthFailure, GatewayError};
+use cache::{Verified, VerifiedCache};
 use keys::KeySource;
 use policy::{Destination, Requirement, Requirements};
 use provider::Provider;
@@ -48,6 +50,7 @@ pub struct Auth {
     /// Every metadata key a provider fills from claims: removed from every
     /// call, so a client can never send its own.
     claim_keys: Vec<AsciiMetadataKey>,
+    cache: VerifiedCache,
 }
 
 impl std::fmt::Debug for Auth {
@@ -108,6 +111,7 @@ impl Auth {
             default: Arc::new(Requirement::default()),
             sources: config.token.clone(),
             claim_keys,
+            cache: VerifiedCache::new(config.cache_size),
         })
     }
 
@@ -117,7 +121,11 @@ impl Auth {
     }
 
     /// The provider named by the token's `iss`, if the requirement accepts it.
-    fn provider_for(&self, peek: &Peek, req: &Requirement) -> Result<&Provider, GatewayError> {
+    fn provider_for(
+        &self,
+        peek: &Peek,
+        req: &Requirement,
+    ) -> Result<(usize, &Provider), GatewayError> {
         let iss = peek.iss.as_deref().unwrap_or_default();
         let found = self
             .providers
@@ -125,7 +133,7 @@ impl Auth {
             .enumerate()
             .find(|(_, p)| p.issuer == iss);
         match found {
-            Some((i, p)) if req.providers.as_ref().is_none_or(|ok| ok.contains(&i)) => Ok(p),
+            Some((i, p)) if req.providers.as_ref().is_none_or(|ok| ok.contains(&i)) => Ok((i, p)),
             Some(_) => Err(refused(
                 AuthFailure::WrongIssuer,
                 &format!("tokens of issuer {iss:?} are not accepted for this method"),
@@ -135,6 +143,40 @@ impl Auth {
                 &format!("issuer {iss:?} is not a configured provider"),
             )),
         }
+    }
+
+    /// The cache's entry for `token`, if it still holds.
+    fn cached(&self, token: &str) -> Option<Arc<Verified>> {
+        self.cache.get(token, |i| {
+            let p = &self.providers[i];
+            (p.keys.current(), p.leeway)
+        })
+    }
+
+    /// The token's provider and claims: from the cache when this token
+    /// verified before under the same keys and still holds, else verified
+    /// now (and cached).
+    fn verified(&self, token: &str, req: &Requirement) -> Result<Arc<Verified>, GatewayError> {
+        if let Some(hit) = self.cached(token) {
+            if req
+                .providers
+                .as_ref()
+                .is_none_or(|ok| ok.contains(&hit.provider))
+            {
+                return Ok(hit);
+            }
+            let iss = &self.providers[hit.provider].issuer;
+            return Err(refused(
+                AuthFailure::WrongIssuer,
+                &format!("tokens of issuer {iss:?} are not accepted for this method"),
+            ));
+        }
+        let peek = token::peek(token)?;
+        let (index, provider) = self.provider_for(&peek, req)?;
+        let (claims, keys) = provider.verify(token, &peek)?;
+        let verified = Arc::new(Verified::new(index, claims, keys));
+        self.cache.insert(token, verified.clone());
+        Ok(verified)
     }
 
     /// Checks the call's token against its destination's requirement.
@@ -152,11 +194,11 @@ impl Auth {
             Some(Credential(Err(why))) => return Err(refused(AuthFailure::Malformed, why)),
             Some(Credential(Ok(t))) => t,
         };
-        let peek = token::peek(token)?;
-        let provider = self.provider_for(&peek, req)?;
-        let claims = provider.verify(token, &peek)?;
-        req.grants(&claims)?;
-        provider.claims_to_metadata(&claims, &mut call.metadata);
+        let verified = self.verified(token, req)?;
+        let provider = &self.providers[verified.provider];
+        let claims = &verified.claims;
+        req.grants(claims)?;
+        provider.claims_to_metadata(claims, &mut call.metadata);
         if !provider.forward_authorization {
             call.metadata.remove("authorization");
         }
@@ -183,8 +225,11 @@ impl Hook for Auth {
         let Some(Credential(Ok(token))) = extensions.get::<Credential>() else {
             return None;
         };
+        if self.cached(token).is_some() {
+            return None;
+        }
         let peek = token::peek(token).ok()?;
-        let provider = self
+        let (_, provider) = self
             .provider_for(&peek, self.requirement(info.target))
             .ok()?;
         let KeySource::Remote(remote) = &provider.keys else {

@@ -8,7 +8,9 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 
-use super::keys::KeySource;
+use std::sync::Arc;
+
+use super::keys::{KeySet, KeySource};
 use super::token::{Peek, refused};
 use crate::config::ProviderConfig;
 use crate::status::{AuthFailure, GatewayError};
@@ -30,6 +32,8 @@ pub struct Provider {
     claims_to_metadata: Vec<(Vec<String>, AsciiMetadataKey)>,
     /// Whether `authorization` still reaches the upstream.
     pub forward_authorization: bool,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway: u64,
 }
 
 impl Provider {
@@ -81,6 +85,7 @@ impl Provider {
             keys: KeySource::load(name, config)?,
             claims_to_metadata,
             forward_authorization: config.forward_authorization,
+            leeway: config.leeway.0.as_secs(),
         })
     }
 
@@ -105,7 +110,8 @@ impl Provider {
 
     /// Verifies `token` (whose unverified parts are `peek`): a key that fits
     /// its `kid` and `alg`, the signature, then `exp`, `nbf`, `iss`, `aud`.
-    pub fn verify(&self, token: &str, peek: &Peek) -> Result<Claims, GatewayError> {
+    /// Returns the claims and the key set that verified them.
+    pub fn verify(&self, token: &str, peek: &Peek) -> Result<(Claims, Arc<KeySet>), GatewayError> {
         let alg = self.algorithm(&peek.alg)?;
         let validation = self
             .validations
@@ -124,7 +130,7 @@ impl Provider {
         for key in keys.candidates(peek.kid.as_deref(), alg) {
             tried = true;
             match jsonwebtoken::decode::<Claims>(token, &key.key, validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => return Ok((data.claims, keys.clone())),
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => continue,
                 Err(e) => return Err(rejection(e.kind())),
             }

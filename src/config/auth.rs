@@ -29,7 +29,7 @@ use super::ConfigDuration;
 
 /// JWT authentication and per-method requirements. Absent: every call is
 /// anonymous and nothing is checked.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// The policy of methods no rule names.
@@ -44,6 +44,14 @@ pub struct AuthConfig {
     /// Requirements per method or route; the first rule that matches wins.
     #[serde(default)]
     pub rules: Vec<AuthRule>,
+    /// How many verified tokens are remembered (a token's signature is then
+    /// checked once, not per request); 0 turns the cache off.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
+}
+
+fn default_cache_size() -> usize {
+    10_000
 }
 
 /// What a method no rule names requires.
