@@ -230,6 +230,12 @@ async fn the_gateway_answers_grpc_health_check_and_watch() {
     );
     health.set_service_status("", Set::Serving).await;
     assert_eq!(next(&mut watch).await, Some(ServingStatus::Serving));
+
+    // The listener stopping ends the stream, NOT_SERVING last: a graceful
+    // shutdown never waits on it.
+    drop(gw);
+    assert_eq!(next(&mut watch).await, Some(ServingStatus::NotServing));
+    assert_eq!(next(&mut watch).await, None);
 }
 
 #[tokio::test]

@@ -123,7 +123,8 @@ pub async fn serve_admin(
 }
 
 /// Serves HTTP/1.1 and HTTP/2 (h2c) on `listener` until `shutdown` resolves;
-/// requests in flight then finish before this returns. The listener's
+/// requests in flight then finish before this returns (health Watch streams
+/// end: the gateway [stops](health::Health::stop)). The listener's
 /// limits (`limits.header_read_timeout`, `idle_timeout`, `max_connections`,
 /// `max_header_bytes`) are read once, here: changing them needs a restart.
 pub async fn serve(
@@ -132,6 +133,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = ListenerLimits::from(&live.current().config.limits);
+    let stopping = live.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.health().stop();
+    };
     conn::serve(listener, router(live), limits, shutdown).await
 }
 
