@@ -20,6 +20,10 @@
 #   LOAD_GENERATOR     oha | h2load                                     (oha)
 #   LOAD_ROUTES        a routes.yaml for the gateway (its default upstream's URL is replaced
 #                      by the backend's), e.g. to try `upstreams.X.connections`  (none)
+#   LOAD_AUTH          hs256 | rs256: the gateway requires a JWT on every method (an auth:
+#                      section with one provider is added to the routes) and every request,
+#                      direct gRPC included, sends one token; rs256 needs openssl   (none)
+#   LOAD_GATEWAY_ARGS  extra gateway flags, e.g. "--metrics false --access-log false"  (none)
 #   LOAD_SKIP_BUILD    1 = use the existing target/release binaries as they are
 #   OHA                path to an oha binary (default: target/tools/bin/oha, then PATH; if
 #                      neither exists: cargo install --locked --root target/tools oha)
@@ -154,12 +158,53 @@ start() { # NAME LOG COMMAND...: starts COMMAND in the background; sets $addr fr
   done
   die "$name did not report a listening address within 30 s"
 }
+# jwt_setup ALG ROUTES: appends an auth: section requiring a token of ALG to ROUTES and prints
+# a token it accepts (valid for a day). hs256: a random secret in LOAD_JWT_SECRET; rs256: an
+# RSA-2048 key made with openssl, its public half in a PEM file.
+jwt_setup() {
+  local alg=$1 routes=$2 key=
+  if [[ $alg == rs256 ]]; then
+    command -v openssl >/dev/null || die "LOAD_AUTH=rs256 needs openssl"
+    openssl genrsa -out "$work/jwt.key" 2048 2>/dev/null &&
+      openssl rsa -in "$work/jwt.key" -pubout -out "$work/jwt.pub" 2>/dev/null || return 1
+    printf 'auth:\n  providers:\n    load:\n      issuer: load\n      algorithms: [RS256]\n      pem_file: %s\n' \
+      "$work/jwt.pub" >>"$routes"
+    key=$work/jwt.key
+  else
+    LOAD_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+    export LOAD_JWT_SECRET
+    printf 'auth:\n  providers:\n    load:\n      issuer: load\n      algorithms: [HS256]\n      hmac_secret_env: LOAD_JWT_SECRET\n' >>"$routes"
+  fi
+  python3 - "$alg" "$key" <<'EOF'
+import base64, hashlib, hmac, json, os, subprocess, sys, time
+alg, key = sys.argv[1], sys.argv[2]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": alg.upper(), "typ": "JWT"}).encode())
+body = b64(json.dumps({"iss": "load", "sub": "load-test", "exp": int(time.time()) + 86400}).encode())
+signing = f"{head}.{body}".encode()
+if alg == "hs256":
+    sig = hmac.new(os.environ["LOAD_JWT_SECRET"].encode(), signing, hashlib.sha256).digest()
+else:
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing,
+                         capture_output=True, check=True).stdout
+print(f"{head}.{body}.{b64(sig)}")
+EOF
+}
 start backend "$work/backend.log" "$backend_bin" --listen 127.0.0.1:0
 backend=$addr
+# The routes: LOAD_ROUTES, plus an auth: section when LOAD_AUTH is set.
+routes=$work/routes.yaml
+if [[ -n ${LOAD_ROUTES:-} ]]; then cp "$LOAD_ROUTES" "$routes"; else : >"$routes"; fi
+auth=()
+if [[ -n ${LOAD_AUTH:-} ]]; then
+  [[ $LOAD_AUTH =~ ^(hs256|rs256)$ ]] || die "LOAD_AUTH must be hs256 or rs256"
+  jwt_setup "$LOAD_AUTH" "$routes" >"$work/token" || die "could not make a $LOAD_AUTH token"
+  auth=(-H "authorization: Bearer $(cat "$work/token")")
+fi
 # Default logging (info): no per-request lines, so logging does not skew the numbers.
-routes_args=(--routes /dev/null)
-[[ -n ${LOAD_ROUTES:-} ]] && routes_args=(--routes "$LOAD_ROUTES")
-start gateway "$work/gateway.log" "$gateway_bin" serve "${routes_args[@]}" --upstream "http://$backend" --listen 127.0.0.1:0
+read -r -a gateway_args <<<"${LOAD_GATEWAY_ARGS:-}"
+start gateway "$work/gateway.log" "$gateway_bin" serve --routes "$routes" --upstream "http://$backend" \
+  --listen 127.0.0.1:0 "${gateway_args[@]}"
 gateway=$addr
 
 # ---- requests and sanity checks -------------------------------------------------------
@@ -179,9 +224,9 @@ grpc_url=http://$backend$grpc_method
 gw_grpc_url=http://$gateway$grpc_method
 connect_body='{"name":"shelves/1/books/1"}'
 
-curl -fsS "$rest_url" -o "$work/rest.json" || die "GET $rest_url failed"
+curl -fsS "${auth[@]}" "$rest_url" -o "$work/rest.json" || die "GET $rest_url failed"
 grep -q "\"title\":\"$title\"" "$work/rest.json" || die "unexpected gateway answer: $(head -c 300 "$work/rest.json")"
-curl -sS --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
+curl -sS "${auth[@]}" --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
   --data-binary "@$grpc_body" -D "$work/grpc.headers" -o "$work/grpc.body" "$grpc_url" ||
   die "direct gRPC call failed"
 grep -qi '^grpc-status: *0' "$work/grpc.headers" ||
@@ -190,14 +235,14 @@ grep -q "$title" "$work/grpc.body" || die "direct gRPC answer does not hold the 
 grpc_size=$(wc -c <"$work/grpc.body")
 rest_size=$(wc -c <"$work/rest.json")
 # The browser protocols through the gateway: each must answer the book before it is loaded.
-curl -sS --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
+curl -sS "${auth[@]}" --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
   --data-binary "@$grpc_body" -D "$work/gw-grpc.headers" -o "$work/gw-grpc.body" "$gw_grpc_url" ||
   die "gRPC through the gateway failed"
 grep -qi '^grpc-status: *0' "$work/gw-grpc.headers" || die "gRPC through the gateway did not succeed"
-curl -fsS --http1.1 -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+curl -fsS "${auth[@]}" --http1.1 -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
   --data-binary "@$grpc_body" -o "$work/grpc-web.body" "$gw_grpc_url" || die "gRPC-Web call failed"
 grep -qa 'grpc-status:0' "$work/grpc-web.body" || die "gRPC-Web answer has no OK trailer frame"
-curl -fsS --http1.1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' \
+curl -fsS "${auth[@]}" --http1.1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' \
   -d "$connect_body" -o "$work/connect.json" "$gw_grpc_url" || die "Connect call failed"
 grep -q "\"title\":\"$title\"" "$work/connect.json" || die "unexpected Connect answer"
 declare -A body_size=(
@@ -211,18 +256,18 @@ declare -A body_size=(
 run() {
   local name=$1 secs=$2 out=$3 args=()
   case $generator:$name in
-    oha:grpc) args=(--http2 -m POST -H 'content-type: application/grpc' -H 'te: trailers' -D "$grpc_body" "$grpc_url") ;;
-    oha:rest-h1) args=(--http-version 1.1 "$rest_url") ;;
-    oha:rest-h2) args=(--http2 "$rest_url") ;;
-    oha:grpc-gw) args=(--http2 -m POST -H 'content-type: application/grpc' -H 'te: trailers' -D "$grpc_body" "$gw_grpc_url") ;;
-    oha:grpc-web) args=(--http-version 1.1 -m POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' -D "$grpc_body" "$gw_grpc_url") ;;
-    oha:connect) args=(--http-version 1.1 -m POST -H 'content-type: application/json' -H 'connect-protocol-version: 1' -d "$connect_body" "$gw_grpc_url") ;;
-    h2load:grpc) args=(-H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body" "$grpc_url") ;;
-    h2load:rest-h1) args=(--h1 "$rest_url") ;;
-    h2load:rest-h2) args=("$rest_url") ;;
-    h2load:grpc-gw) args=(-H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body" "$gw_grpc_url") ;;
-    h2load:grpc-web) args=(--h1 -H 'content-type: application/grpc-web+proto' -d "$grpc_body" "$gw_grpc_url") ;;
-    h2load:connect) args=(--h1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' -d "$work/connect.req" "$gw_grpc_url") ;;
+    oha:grpc) args=("${auth[@]}" --http2 -m POST -H 'content-type: application/grpc' -H 'te: trailers' -D "$grpc_body" "$grpc_url") ;;
+    oha:rest-h1) args=("${auth[@]}" --http-version 1.1 "$rest_url") ;;
+    oha:rest-h2) args=("${auth[@]}" --http2 "$rest_url") ;;
+    oha:grpc-gw) args=("${auth[@]}" --http2 -m POST -H 'content-type: application/grpc' -H 'te: trailers' -D "$grpc_body" "$gw_grpc_url") ;;
+    oha:grpc-web) args=("${auth[@]}" --http-version 1.1 -m POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' -D "$grpc_body" "$gw_grpc_url") ;;
+    oha:connect) args=("${auth[@]}" --http-version 1.1 -m POST -H 'content-type: application/json' -H 'connect-protocol-version: 1' -d "$connect_body" "$gw_grpc_url") ;;
+    h2load:grpc) args=("${auth[@]}" -H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body" "$grpc_url") ;;
+    h2load:rest-h1) args=("${auth[@]}" --h1 "$rest_url") ;;
+    h2load:rest-h2) args=("${auth[@]}" "$rest_url") ;;
+    h2load:grpc-gw) args=("${auth[@]}" -H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body" "$gw_grpc_url") ;;
+    h2load:grpc-web) args=("${auth[@]}" --h1 -H 'content-type: application/grpc-web+proto' -d "$grpc_body" "$gw_grpc_url") ;;
+    h2load:connect) args=("${auth[@]}" --h1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' -d "$work/connect.req" "$gw_grpc_url") ;;
     *) die "unknown scenario '$name'" ;;
   esac
   # In the background plus `wait`, so that Ctrl-C runs the trap at once (bash defers traps

@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// or `reload.watch` in routes.yaml); `--watch false` turns it off.
     #[arg(long, env = "PROTOGATE_WATCH", action = ArgAction::Set, value_name = "BOOL")]
     pub watch: Option<bool>,
+    /// Record Prometheus metrics (served on `/metrics`); `--metrics false`
+    /// turns the recording off (`/metrics` then answers 404).
+    #[arg(long, env = "PROTOGATE_METRICS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
     /// Write one access-log event per request (INFO, target
     /// `protogate::access`).
     #[arg(long, env = "PROTOGATE_ACCESS_LOG", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]

@@ -63,7 +63,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    protogate::observe::metrics::install()?;
+    if args.metrics {
+        protogate::observe::metrics::install()?;
+    }
     // No endpoint, no exporter and no tracing hook: tracing costs nothing.
     let otlp = match &args.otlp_endpoint {
         Some(endpoint) => {
@@ -78,7 +80,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(otlp) = &otlp {
         hooks.push(Arc::new(otlp.hook()));
     }
-    hooks.push(Arc::new(protogate::observe::metrics::Metrics));
+    if args.metrics {
+        hooks.push(Arc::new(protogate::observe::metrics::Metrics));
+    }
     if args.access_log {
         hooks.push(Arc::new(protogate::observe::access::AccessLog));
     }

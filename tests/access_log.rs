@@ -22,6 +22,10 @@ impl Drop for Gateway {
 }
 
 fn start(extra: &[&str]) -> Gateway {
+    start_with(extra, &[])
+}
+
+fn start_with(extra: &[&str], envs: &[(&str, &str)]) -> Gateway {
     let mut child = Command::new(env!("CARGO_BIN_EXE_protogate"))
         .args([
             "serve",
@@ -34,6 +38,7 @@ fn start(extra: &[&str]) -> Gateway {
         .args(["--log-format", "json"])
         .args(extra)
         .env("RUST_LOG", "info")
+        .envs(envs.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
@@ -145,4 +150,45 @@ async fn access_log_can_be_turned_off() {
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-request-id"));
     assert!(access_events(&gw, 1).is_empty());
+}
+
+#[tokio::test]
+async fn the_event_names_the_verified_subject_and_the_sizes() {
+    const SECRET: &str = "an-access-log-test-secret-of-32-bytes+";
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(
+        &routes,
+        "auth:\n  providers:\n    t: {issuer: t, algorithms: [HS256], hmac_secret_env: ACCESS_TEST_HMAC}\n",
+    )
+    .unwrap();
+    let gw = start_with(
+        &["--routes", routes.to_str().unwrap()],
+        &[("ACCESS_TEST_HMAC", SECRET)],
+    );
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({"iss": "t", "sub": "user-7", "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("http://{}/v1/shelves/1/books/3", gw.addr))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = access_events(&gw, 1);
+    let e = &events[0]["fields"];
+    assert_eq!(e["subject"], "user-7");
+    // GetBookRequest{name: "shelves/1/books/3"}: 2 + 17 bytes.
+    assert_eq!(e["bytes_in"], 19);
+    assert!(e["bytes_out"].as_u64().is_some_and(|n| n > 19), "{e}");
+    assert!(
+        !events[0].to_string().contains(&token),
+        "the token was logged"
+    );
 }

@@ -74,6 +74,56 @@ fn settings(routes: &Path) -> Settings {
     }
 }
 
+/// Anonymous by default; GetShelf needs a token, DeleteShelf a scope too.
+const AUTH: &str = "auth:
+  default: anonymous
+  providers:
+    test: {issuer: test, algorithms: [HS256], hmac_secret_env: METRICS_TEST_HMAC}
+  rules:
+    - {selector: library.v1.LibraryService.GetShelf}
+    - {selector: library.v1.LibraryService.DeleteShelf, scopes: [admin]}
+";
+const HMAC_SECRET: &str = "a-metrics-test-secret-of-32-bytes-or-more";
+
+fn token(exp_in: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({"iss": "test", "sub": "u", "exp": now + exp_in});
+    let key = jsonwebtoken::EncodingKey::from_secret(HMAC_SECRET.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+/// One refusal per reason: no token, an expired one, a missing scope.
+async fn refused_traffic(url: &str) {
+    let http = reqwest::Client::new();
+    let shelf = format!("{url}/v1/shelves/1");
+    let r = http.get(&shelf).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(&shelf)
+        .bearer_auth(token(-600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(&shelf)
+        .bearer_auth(token(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .delete(&shelf)
+        .bearer_auth(token(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
 async fn traffic(url: &str) {
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{url}{path}")).send();
@@ -112,12 +162,18 @@ async fn metrics_after_real_traffic() {
     let (backend, _store) = common::start_backend().await;
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.yaml");
-    let yaml = format!("upstreams: {{library: {{url: '{}'}}}}\n", backend.url());
+    // SAFETY: this file's one test sets it before any gateway reads it.
+    unsafe { std::env::set_var("METRICS_TEST_HMAC", HMAC_SECRET) };
+    let yaml = format!(
+        "upstreams: {{library: {{url: '{}'}}}}\n{AUTH}",
+        backend.url()
+    );
     std::fs::write(&routes, yaml).unwrap();
     let hooks: Vec<Arc<dyn protogate::pipeline::Hook>> = vec![Arc::new(Metrics)];
     let gw = common::start_live(settings(&routes), Resources::with_hooks(hooks)).await;
 
     traffic(&gw.url).await;
+    refused_traffic(&gw.url).await;
     let reload = reqwest::Client::new()
         .post(format!("{}/_protogate/reload", gw.admin))
         .send()
@@ -218,8 +274,8 @@ async fn metrics_after_real_traffic() {
         &[("upstream", "library")],
     );
     assert_eq!(
-        upstream, 5.0,
-        "two GetBook over REST, one over Connect, two streams"
+        upstream, 6.0,
+        "two GetBook over REST, one over Connect, two streams, one GetShelf with a token"
     );
 
     assert_eq!(
@@ -234,4 +290,38 @@ async fn metrics_after_real_traffic() {
         1.0
     );
     assert!(m.has("protogate_requests_in_flight"));
+
+    // Auth refusals by reason; they never reach the upstream.
+    let refusals = |reason: &str| {
+        m.sum(
+            "protogate_auth_rejections_total",
+            &[("protocol", "rest"), ("reason", reason)],
+        )
+    };
+    assert_eq!(refusals("missing"), 1.0);
+    assert_eq!(refusals("expired"), 1.0);
+    assert_eq!(refusals("insufficient_scope"), 1.0);
+    assert_eq!(
+        requests(&[
+            ("method", "library.v1.LibraryService/GetShelf"),
+            ("code", "UNAUTHENTICATED"),
+            ("status", "401")
+        ]),
+        2.0
+    );
+
+    // Sizes of what reached the backend: REST GetBook twice (found, not
+    // found), its requests 19 and 21 bytes of protobuf.
+    let sizes = [("protocol", "rest"), ("method", GET_BOOK)];
+    assert_eq!(m.sum("protogate_request_size_bytes_count", &sizes), 2.0);
+    assert_eq!(m.sum("protogate_request_size_bytes_sum", &sizes), 40.0);
+    assert!(m.sum("protogate_response_size_bytes_sum", &sizes) > 100.0);
+    assert_eq!(
+        m.sum(
+            "protogate_response_size_bytes_bucket",
+            &[sizes[0], sizes[1], ("le", "64")]
+        ),
+        1.0,
+        "the 404 sent no message"
+    );
 }
