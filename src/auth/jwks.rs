@@ -1,8 +1,9 @@
-//! A JWKS fetched over HTTP(S): fetched when the provider loads, again on a
-//! timer, and when a token names a `kid` the set lacks (key rotation), at
-//! most once per `min_refresh_interval`. A failed fetch keeps the last good
-//! set.
+//! A JWKS fetched over HTTP(S): first when a token needs it (so `protogate
+//! check` and a snapshot that never serves fetch nothing), then on a timer,
+//! and when a token names a `kid` the set lacks (key rotation), at most once
+//! per `min_refresh_interval`. A failed fetch keeps the last good set.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -31,34 +32,43 @@ pub struct RemoteJwks {
     url: http::Uri,
     keys: ArcSwap<KeySet>,
     min_interval: Duration,
+    refresh_interval: Duration,
+    /// Whether the timer task runs (started by the first use).
+    started: AtomicBool,
+    /// Itself, for the timer task (which must not keep it alive).
+    this: Weak<RemoteJwks>,
     /// When the last fetch started; held across a fetch, so that requests
     /// waiting on a rotation share one fetch.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl RemoteJwks {
-    /// Starts keeping `url` fresh for provider `name`. The first fetch runs
-    /// in the background; tokens arriving before it completes wait for it.
+    /// Keeps `url` fresh for provider `name`, from its first use on.
     pub fn start(name: &str, url: &str, config: &ProviderConfig) -> Result<Arc<Self>, String> {
         let uri: http::Uri = url.parse().map_err(|e| format!("jwks_url: {e}"))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(format!("jwks_url {url:?} is not an http(s) URL"));
         }
-        let jwks = Arc::new(RemoteJwks {
+        Ok(Arc::new_cyclic(|this| RemoteJwks {
             provider: name.to_string(),
             url: uri,
             keys: ArcSwap::default(),
             min_interval: config.min_refresh_interval.0,
+            refresh_interval: config.refresh_interval.0,
+            started: AtomicBool::new(false),
+            this: this.clone(),
             last_fetch: tokio::sync::Mutex::new(None),
-        });
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(keep_fresh(Arc::downgrade(&jwks), config.refresh_interval.0));
-        }
-        Ok(jwks)
+        }))
     }
 
-    /// The keys as of now (empty until the first fetch succeeds).
+    /// The keys as of now (empty until the first fetch succeeds). The
+    /// first call starts the timer that keeps them fresh.
     pub fn current(&self) -> Arc<KeySet> {
+        if !self.started.swap(true, Ordering::Relaxed)
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(keep_fresh(self.this.clone(), self.refresh_interval));
+        }
         self.keys.load_full()
     }
 
@@ -135,14 +145,17 @@ impl RemoteJwks {
 }
 
 /// Fetches on a timer until the provider is dropped (a reload replaced
-/// it). Until a fetch succeeds, retries every `min_refresh_interval`.
+/// it). Until a fetch succeeds, retries every `min_refresh_interval`. A
+/// fetch a token caused within `min_refresh_interval` counts as this one.
 async fn keep_fresh(jwks: Weak<RemoteJwks>, every: Duration) {
     loop {
         let Some(j) = jwks.upgrade() else { return };
         {
             let mut last = j.last_fetch.lock().await;
-            *last = Some(Instant::now());
-            j.fetch("timer").await;
+            if last.is_none_or(|t| t.elapsed() >= j.min_interval) {
+                *last = Some(Instant::now());
+                j.fetch("timer").await;
+            }
         }
         let wait = if j.keys.load().keys.is_empty() {
             j.min_interval.max(Duration::from_millis(100))
