@@ -169,7 +169,7 @@ async fn metrics_after_real_traffic() {
         backend.url()
     );
     std::fs::write(&routes, yaml).unwrap();
-    let hooks: Vec<Arc<dyn protogate::pipeline::Hook>> = vec![Arc::new(Metrics)];
+    let hooks: Vec<Arc<dyn protogate::pipeline::Hook>> = vec![Arc::new(Metrics::default())];
     let gw = common::start_live(settings(&routes), Resources::with_hooks(hooks)).await;
 
     traffic(&gw.url).await;

@@ -9,11 +9,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Gauge, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tonic::Code;
 
-use crate::pipeline::{Begin, CallInfo, Hook, Outcome, Target};
+use super::series::{Series, SeriesCache, SeriesKey};
+use crate::pipeline::{Begin, CallInfo, Hook, Outcome, Protocol, Target};
 use crate::status::GatewayError;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -135,18 +136,49 @@ fn describe() {
 
 /// Records a configuration reload.
 pub fn reload(ok: bool) {
+    if ok {
+        super::series::invalidate();
+    }
     let result = if ok { "success" } else { "failure" };
     counter!("protogate_config_reloads_total", "result" => result).increment(1);
 }
 
-/// The hook that records every request.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Metrics;
+/// The hook that records every request. Series handles are cached per
+/// destination ([`SeriesCache`]).
+#[derive(Default)]
+pub struct Metrics {
+    series: SeriesCache,
+    in_flight: OnceLock<[Gauge; 5]>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// `protogate_requests_in_flight` of `protocol`.
+    fn in_flight(&self, protocol: Protocol) -> &Gauge {
+        let gauges = self.in_flight.get_or_init(|| {
+            PROTOCOLS.map(|p| gauge!("protogate_requests_in_flight", "protocol" => p.as_str()))
+        });
+        let i = PROTOCOLS.iter().position(|p| *p == protocol).unwrap_or(0);
+        &gauges[i]
+    }
+}
+
+const PROTOCOLS: [Protocol; 5] = [
+    Protocol::Rest,
+    Protocol::Grpc,
+    Protocol::GrpcWeb,
+    Protocol::Connect,
+    Protocol::WebSocket,
+];
 
 impl Hook for Metrics {
     fn on_begin(&self, begin: &mut Begin<'_>) {
-        let protocol = begin.protocol.as_str();
-        gauge!("protogate_requests_in_flight", "protocol" => protocol).increment(1.0);
+        self.in_flight(begin.protocol).increment(1.0);
     }
 
     fn on_dispatch(&self, info: &CallInfo<'_>) {
@@ -161,54 +193,92 @@ impl Hook for Metrics {
     }
 
     fn on_outcome(&self, o: &Outcome<'_>) {
-        let protocol = o.protocol.as_str();
-        gauge!("protogate_requests_in_flight", "protocol" => protocol).decrement(1.0);
-        let method = method_label(o.target);
-        let route = o
-            .target
-            .and_then(|t| t.route.as_deref())
-            .unwrap_or("none")
-            .to_string();
-        let code = code_name(o.code);
-        counter!(
-            "protogate_requests_total",
-            "protocol" => protocol,
-            "method" => method.clone(),
-            "route" => route.clone(),
-            "code" => code,
-            "status" => o.http_status.as_str().to_string(),
-        )
-        .increment(1);
-        let seconds = o.elapsed.as_secs_f64();
-        if o.target.is_some_and(is_streaming) {
-            streaming(o, protocol, &method, code, seconds);
-        } else {
-            histogram!(
-                "protogate_request_duration_seconds",
-                "protocol" => protocol,
-                "method" => method.clone(),
-                "route" => route,
-                "code" => code,
-            )
-            .record(seconds);
+        self.in_flight(o.protocol).decrement(1.0);
+        let key = SeriesKey {
+            target: o.target.map_or(0, |t| t.id),
+            protocol: o.protocol.as_str(),
+            code: o.code as i32,
+            status: o.http_status.as_u16(),
+        };
+        let series = self.series.get(key, || register(o));
+        series.requests.increment(1);
+        if let Some(h) = &series.duration {
+            h.record(o.elapsed.as_secs_f64());
         }
-        sizes(o, protocol, &method);
-        kept_apart(o, protocol, &method);
-        upstream(o, &method);
+        if o.dispatched
+            && let Some((request, response)) = &series.sizes
+        {
+            request.record(o.bytes_received as f64);
+            response.record(o.bytes_sent as f64);
+        }
+        if let (Some(h), Some(latency)) = (&series.upstream, o.backend_latency) {
+            h.record(latency.as_secs_f64());
+        }
+        let method = || method_label(o.target);
+        if o.target.is_some_and(is_streaming) {
+            streaming(
+                o,
+                key.protocol,
+                &method(),
+                code_name(o.code),
+                o.elapsed.as_secs_f64(),
+            );
+        }
+        if o.error.is_some() {
+            kept_apart(o, key.protocol, &method());
+            upstream_error(o);
+        }
     }
 }
 
-/// Message sizes of requests that reached the backend.
-fn sizes(o: &Outcome<'_>, protocol: &'static str, method: &str) {
-    if !o.dispatched {
-        return;
-    }
-    for (name, bytes) in [
-        ("protogate_request_size_bytes", o.bytes_received),
-        ("protogate_response_size_bytes", o.bytes_sent),
-    ] {
-        histogram!(name, "protocol" => protocol, "method" => method.to_string())
-            .record(bytes as f64);
+/// The series an outcome like `o` records to.
+fn register(o: &Outcome<'_>) -> Series {
+    let protocol = o.protocol.as_str();
+    let method = method_label(o.target);
+    let route = o
+        .target
+        .and_then(|t| t.route.as_deref())
+        .unwrap_or("none")
+        .to_string();
+    let code = code_name(o.code);
+    let requests = counter!(
+        "protogate_requests_total",
+        "protocol" => protocol,
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "code" => code,
+        "status" => o.http_status.as_str().to_string(),
+    );
+    let duration = (!o.target.is_some_and(is_streaming)).then(|| {
+        histogram!(
+            "protogate_request_duration_seconds",
+            "protocol" => protocol,
+            "method" => method.clone(),
+            "route" => route,
+            "code" => code,
+        )
+    });
+    let sizes = o.target.map(|_| {
+        let size = |name: &'static str| {
+            histogram!(name, "protocol" => protocol, "method" => method.clone())
+        };
+        (
+            size("protogate_request_size_bytes"),
+            size("protogate_response_size_bytes"),
+        )
+    });
+    let upstream = o.target.map(|t| {
+        histogram!(
+            "protogate_upstream_request_duration_seconds",
+            "upstream" => t.upstream.to_string(),
+            "method" => method.clone(),
+        )
+    });
+    Series {
+        requests,
+        duration,
+        sizes,
+        upstream,
     }
 }
 
@@ -266,25 +336,23 @@ fn kept_apart(o: &Outcome<'_>, protocol: &'static str, method: &str) {
     counter!(name, "protocol" => protocol, "method" => method.to_string()).increment(1);
 }
 
-fn upstream(o: &Outcome<'_>, method: &str) {
-    let (Some(target), Some(latency)) = (o.target, o.backend_latency) else {
+/// Backend calls that failed below gRPC, by upstream and kind.
+fn upstream_error(o: &Outcome<'_>) {
+    let Some(target) = o.target.filter(|_| o.backend_latency.is_some()) else {
         return;
     };
-    let upstream = target.upstream.to_string();
-    histogram!(
-        "protogate_upstream_request_duration_seconds",
-        "upstream" => upstream.clone(),
-        "method" => method.to_string(),
-    )
-    .record(latency.as_secs_f64());
     let kind = match o.error {
         Some(GatewayError::UpstreamUnavailable(_)) => "unavailable",
         Some(GatewayError::BadGateway(_)) => "bad_gateway",
         Some(GatewayError::DeadlineExceeded(_)) => "deadline_exceeded",
         _ => return,
     };
-    counter!("protogate_upstream_errors_total", "upstream" => upstream, "kind" => kind)
-        .increment(1);
+    counter!(
+        "protogate_upstream_errors_total",
+        "upstream" => target.upstream.to_string(),
+        "kind" => kind,
+    )
+    .increment(1);
 }
 
 fn is_streaming(t: &Target) -> bool {

@@ -1,6 +1,7 @@
 //! Where calls go, resolved once at load time.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -13,6 +14,9 @@ use crate::call::{Backend, grpc_path};
 /// the request path only reads it.
 #[derive(Clone)]
 pub struct Target {
+    /// Unique in the process, across reloads: hooks key per-destination
+    /// state by it (the metrics hook's series handles).
+    pub id: u64,
     /// The method.
     pub method: MethodDescriptor,
     /// `/pkg.Service/Method`.
@@ -77,6 +81,7 @@ impl Target {
         timeout: Duration,
     ) -> Target {
         Target {
+            id: next_id(),
             idempotency: Idempotency::of(&method),
             path: grpc_path(&method),
             wants_context: backend.as_ref().is_some_and(|b| b.wants_context()),
@@ -92,10 +97,17 @@ impl Target {
     /// The same destination reached through the REST route `key`.
     pub fn through_route(&self, key: &str) -> Target {
         Target {
+            id: next_id(),
             route: Some(Arc::from(key)),
             ..self.clone()
         }
     }
+}
+
+/// Ids start at 1: 0 stands for "no target" where one is needed.
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for Target {
