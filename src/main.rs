@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -160,7 +161,11 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
 /// dropped. `None` (no thread could be started): written directly.
 fn init_logging(format: LogFormat) -> Option<FlushGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a terminal: log files and collectors get plain text
+    // (and the escape codes cost time on every line).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal());
     match BatchedWriter::new(std::io::stderr(), log_writer::FLUSH_EVERY) {
         Ok((writer, guard)) => {
             let builder = builder.with_writer(writer);
