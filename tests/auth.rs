@@ -306,6 +306,21 @@ async fn every_rejection_reason_is_a_401_naming_it() {
     for (token, says) in cases {
         let r = env.get_shelf(&token).await;
         assert_refused(r, 401, Some("invalid_token"), says).await;
+        // The same refusal in Connect's own error shape.
+        let r = env
+            .http
+            .post(env.url("/library.v1.LibraryService/GetShelf"))
+            .header("content-type", "application/json")
+            .bearer_auth(&token)
+            .body(r#"{"name": "shelves/1"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "Connect: {says}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "unauthenticated", "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(says), "Connect: {message:?} should say {says:?}");
     }
     assert!(
         env.seen.lock().unwrap().is_empty(),
