@@ -320,7 +320,10 @@ async fn every_rejection_reason_is_a_401_naming_it() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["code"], "unauthenticated", "{body}");
         let message = body["message"].as_str().unwrap();
-        assert!(message.contains(says), "Connect: {message:?} should say {says:?}");
+        assert!(
+            message.contains(says),
+            "Connect: {message:?} should say {says:?}"
+        );
     }
     assert!(
         env.seen.lock().unwrap().is_empty(),
