@@ -4,7 +4,16 @@
 //! Precedence follows google.api.http: at every segment a literal beats `*`,
 //! which beats `**`; the search backtracks, so a less specific template still
 //! answers when the more specific one has no route for the request's method.
-//! A `:verb` suffix is split off only when some template declares that verb.
+//!
+//! A `:verb` suffix of the last path segment is split off when some template
+//! declares that verb (as Envoy's path matcher does), and then only templates
+//! with that verb may match: `DELETE /v1/topics/t1:publish` is a 405, never
+//! DeleteTopic on `t1:publish`. A suffix that no template declares stays part
+//! of the segment, so resource ids may hold colons; a percent-encoded colon
+//! (`%3A`) never starts a verb.
+//!
+//! HEAD is answered by the GET route of a path when no route takes HEAD
+//! itself, and a 405's allowed methods list HEAD wherever GET is.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -29,6 +38,10 @@ impl MethodFilter {
             MethodFilter::Exact(x) => x == m,
             MethodFilter::Any => true,
         }
+    }
+
+    fn is_get(&self) -> bool {
+        matches!(self, MethodFilter::Exact(m) if m == Method::GET)
     }
 
     fn overlaps(&self, other: &MethodFilter) -> bool {
@@ -191,28 +204,15 @@ impl Matcher {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(MatchError::NotFound);
         };
-        let raw: Vec<&str> = rest.split('/').collect();
-        // Empty segments (`//`, a trailing `/`) never match a template segment.
+        let mut raw: Vec<&str> = rest.split('/').collect();
+        let verb = self.split_verb(&mut raw);
+        // Empty segments (`//`, a trailing `/`, nothing before a verb) never
+        // match a template segment.
         if raw.iter().any(|s| s.is_empty()) {
             return Err(MatchError::NotFound);
         }
         let mut allowed = BTreeSet::new();
-
-        // Split a declared verb off the last segment first, then try the path as is.
-        if let Some((last, verb)) = raw
-            .last()
-            .and_then(|l| l.rfind(':').map(|i| (&l[..i], &l[i + 1..])))
-            .filter(|(l, v)| !l.is_empty() && self.verbs.contains(*v))
-        {
-            let mut trimmed = raw.clone();
-            if let Some(l) = trimmed.last_mut() {
-                *l = last;
-            }
-            if let Some(hit) = self.attempt(method, &trimmed, Some(verb), &mut allowed)? {
-                return Ok(hit);
-            }
-        }
-        if let Some(hit) = self.attempt(method, &raw, None, &mut allowed)? {
+        if let Some(hit) = self.attempt(method, &raw, verb, &mut allowed)? {
             return Ok(hit);
         }
         if allowed.is_empty() {
@@ -220,6 +220,23 @@ impl Matcher {
         } else {
             Err(MatchError::MethodNotAllowed(allowed.into_iter().collect()))
         }
+    }
+
+    /// Splits a declared verb off the last segment and returns it. With no
+    /// fallback to the unsplit path: a verb URL reaches verb routes only.
+    /// The leftmost colon that starts a declared verb wins, so a verb that
+    /// itself holds `:` is found whole.
+    fn split_verb<'p>(&self, raw: &mut [&'p str]) -> Option<&'p str> {
+        if self.verbs.is_empty() {
+            return None;
+        }
+        let last = raw.last_mut()?;
+        let segment: &'p str = *last;
+        let (at, _) = segment
+            .match_indices(':')
+            .find(|(i, _)| self.verbs.contains(&segment[i + 1..]))?;
+        *last = &segment[..at];
+        Some(&segment[at + 1..])
     }
 
     fn attempt(
@@ -292,16 +309,36 @@ struct Search<'a, 'b> {
 }
 
 impl Search<'_, '_> {
+    /// The route at `node` for the request's method and verb; else notes the
+    /// methods that node would accept.
+    fn end(&mut self, node: &Node) -> Option<usize> {
+        let ends = || node.ends.iter().filter(|e| e.verb.as_deref() == self.verb);
+        if let Some(end) = ends().find(|e| e.method.accepts(self.method)) {
+            return Some(end.route);
+        }
+        // HEAD is GET without the body (RFC 9110 §9.3.2), unless a route
+        // takes HEAD itself (found above).
+        if *self.method == Method::HEAD
+            && let Some(end) = ends().find(|e| e.method.is_get())
+        {
+            return Some(end.route);
+        }
+        for end in ends() {
+            self.allowed.insert(end.method.to_string());
+            if end.method.is_get() {
+                self.allowed.insert(Method::HEAD.to_string());
+            }
+        }
+        None
+    }
+
     /// Depth-first in precedence order; `spans[k]` is the range of path
     /// segments that template segment `k` consumed.
     fn walk(&mut self, node: &Node, i: usize, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
         let n = self.segs.len();
         if i == n {
-            for end in node.ends.iter().filter(|e| e.verb.as_deref() == self.verb) {
-                if end.method.accepts(self.method) {
-                    return Some(end.route);
-                }
-                self.allowed.insert(end.method.to_string());
+            if let Some(route) = self.end(node) {
+                return Some(route);
             }
         } else {
             if let Some(child) = node.literals.get(self.segs[i].decoded.as_ref()) {
@@ -428,7 +465,8 @@ mod tests {
             m.find(&Method::PUT, "/v1/shelves/1"),
             Err(MatchError::MethodNotAllowed(vec![
                 "DELETE".into(),
-                "GET".into()
+                "GET".into(),
+                "HEAD".into()
             ]))
         );
         assert_eq!(m.find(&Method::GET, "/v2/x"), Err(MatchError::NotFound));
@@ -455,22 +493,155 @@ mod tests {
             hit(&m, "POST", "/v1/shelves/1/books/2:move"),
             (0, vec!["shelves/1/books/2".into()])
         );
-        // An undeclared verb stays part of the segment.
+        // An undeclared verb stays part of the segment: ids may hold colons.
         assert_eq!(
             hit(&m, "GET", "/v1/shelves/1/books/2:copy"),
             (1, vec!["shelves/1/books/2:copy".into()])
         );
-        // A declared verb on a path whose verb route has another method falls
-        // back to the plain template.
         assert_eq!(
-            hit(&m, "GET", "/v1/shelves/1/books/2:move"),
-            (1, vec!["shelves/1/books/2:move".into()])
+            hit(&m, "GET", "/v1/shelves/1/books/a:move:b"),
+            (1, vec!["shelves/1/books/a:move:b".into()])
+        );
+        // Only the last segment carries a verb.
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/1:move/books/2"),
+            (1, vec!["shelves/1:move/books/2".into()])
+        );
+    }
+
+    #[test]
+    fn a_declared_verb_never_reaches_a_route_without_it() {
+        let m = matcher(&[
+            ("POST", "/v1/{name=shelves/*/books/*}:move"),
+            ("GET", "/v1/{name=shelves/*/books/*}"),
+            ("DELETE", "/v1/{name=shelves/*/books/*}"),
+        ]);
+        for method in [Method::GET, Method::DELETE, Method::PUT, Method::HEAD] {
+            assert_eq!(
+                m.find(&method, "/v1/shelves/1/books/2:move"),
+                Err(MatchError::MethodNotAllowed(vec!["POST".into()])),
+                "{method}"
+            );
+        }
+        // A path that only a verb-less template matches is not found.
+        assert_eq!(
+            m.find(&Method::POST, "/v1/shelves/1:move"),
+            Err(MatchError::NotFound)
+        );
+        // Nothing before the verb is an empty segment.
+        assert_eq!(
+            m.find(&Method::POST, "/v1/shelves/1/books/:move"),
+            Err(MatchError::NotFound)
+        );
+    }
+
+    #[test]
+    fn the_declared_verb_suffix_is_split_and_the_rest_binds() {
+        let m = matcher(&[
+            ("POST", "/v1/{name=shelves/*/books/*}:move"),
+            ("GET", "/v1/{name=shelves/*/books/*}"),
+        ]);
+        // `a:b` is an id, `move` the verb.
+        assert_eq!(
+            hit(&m, "POST", "/v1/shelves/1/books/a:b:move"),
+            (0, vec!["shelves/1/books/a:b".into()])
+        );
+        // An encoded colon is data, never a verb.
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/1/books/2%3Amove"),
+            (1, vec!["shelves/1/books/2%3Amove".into()])
+        );
+    }
+
+    #[test]
+    fn verbs_after_double_wildcards_and_single_variables() {
+        let m = matcher(&[
+            ("POST", "/v1/{name=**}:undelete"),
+            ("GET", "/v1/{name=**}"),
+            ("POST", "/v2/books/{id}:publish"),
+            ("GET", "/v2/books/{id}"),
+        ]);
+        assert_eq!(hit(&m, "POST", "/v1/a/b:undelete"), (0, vec!["a/b".into()]));
+        assert_eq!(hit(&m, "GET", "/v1/a/b:x"), (1, vec!["a/b:x".into()]));
+        assert_eq!(
+            m.find(&Method::GET, "/v1/a/b:undelete"),
+            Err(MatchError::MethodNotAllowed(vec!["POST".into()]))
         );
         assert_eq!(
-            m.find(&Method::PUT, "/v1/shelves/1/books/2:move"),
+            hit(&m, "POST", "/v2/books/7:publish"),
+            (2, vec!["7".into()])
+        );
+        assert_eq!(hit(&m, "GET", "/v2/books/7:x"), (3, vec!["7:x".into()]));
+        // A verb of another template is a verb here too.
+        assert_eq!(
+            m.find(&Method::GET, "/v2/books/7:undelete"),
+            Err(MatchError::NotFound)
+        );
+    }
+
+    #[test]
+    fn verb_templates_keep_segment_precedence() {
+        let m = matcher(&[
+            ("POST", "/v1/shelves/{id}:archive"),
+            ("POST", "/v1/shelves/special:archive"),
+            ("GET", "/v1/shelves/{id}:check"),
+            ("DELETE", "/v1/shelves/special:check"),
+        ]);
+        assert_eq!(hit(&m, "POST", "/v1/shelves/special:archive").0, 1);
+        assert_eq!(
+            hit(&m, "POST", "/v1/shelves/other:archive"),
+            (0, vec!["other".into()])
+        );
+        // Backtracking stays within the verb.
+        assert_eq!(
+            hit(&m, "GET", "/v1/shelves/special:check"),
+            (2, vec!["special".into()])
+        );
+        assert_eq!(
+            m.find(&Method::PUT, "/v1/shelves/special:check"),
+            Err(MatchError::MethodNotAllowed(vec![
+                "DELETE".into(),
+                "GET".into(),
+                "HEAD".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn head_is_served_by_the_get_route() {
+        let m = matcher(&[
+            ("GET", "/v1/{name=shelves/*}"),
+            ("POST", "/v1/shelves"),
+            ("HEAD", "/v1/books/{id}"),
+            ("GET", "/v1/books/{id}"),
+            ("*", "/v1/{rest=**}"),
+            ("GET", "/v1/authors/{id}"),
+        ]);
+        assert_eq!(
+            hit(&m, "HEAD", "/v1/shelves/1"),
+            (0, vec!["shelves/1".into()])
+        );
+        // A route for HEAD itself wins over the GET route.
+        assert_eq!(hit(&m, "HEAD", "/v1/books/1").0, 2);
+        // The more specific GET template wins over a less specific any-method one.
+        assert_eq!(hit(&m, "HEAD", "/v1/authors/1").0, 5);
+        assert_eq!(hit(&m, "HEAD", "/v1/x/y").0, 4);
+    }
+
+    #[test]
+    fn head_without_a_get_route_is_refused_as_before() {
+        let m = matcher(&[("POST", "/v1/shelves"), ("GET", "/v1/{name=shelves/*}")]);
+        assert_eq!(
+            m.find(&Method::HEAD, "/v1/shelves"),
+            Err(MatchError::MethodNotAllowed(vec!["POST".into()]))
+        );
+        assert_eq!(m.find(&Method::HEAD, "/v2/x"), Err(MatchError::NotFound));
+        // Where GET is allowed, so is HEAD.
+        assert_eq!(
+            m.find(&Method::DELETE, "/v1/shelves/1"),
             Err(MatchError::MethodNotAllowed(vec![
                 "GET".into(),
-                "POST".into()
+                "HEAD".into()
             ]))
         );
     }
