@@ -3,6 +3,7 @@
 //!
 //! It reads as the pipeline does: resolve the route, decode the body
 //! and query into a message, [`Exchange::dispatch`], then encode the reply.
+//! HEAD is GET without the body (`head.rs`).
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::routing::{MatchError, Route, RouteMatch};
 use crate::status::GatewayError;
 use crate::transcode::{RenderedBody, RequestInput, build_request, render_response};
 
+mod head;
 mod stream;
 mod upload;
 mod ws;
@@ -64,8 +66,13 @@ async fn serve(
     let (parts, body) = req.into_parts();
     check_transfer_encoding(&parts.headers)?;
     let (route, hit) = resolve(gw, &parts)?;
+    let head_only = head::skips_stream(&parts.method, route);
     if let Some(target) = gw.route_targets.get(route.id) {
-        exchange.resolve(target.clone());
+        exchange.resolve(if head_only {
+            head::stand_in(target)
+        } else {
+            target.clone()
+        });
     }
 
     let requests = if route.method.is_client_streaming() {
@@ -83,6 +90,9 @@ async fn serve(
     if route.method.is_server_streaming() {
         let format = stream::format(gw, route.id, &parts.headers, parts.uri.query());
         let started = stream::start(gw.clone(), route.id, response, format).await?;
+        if head_only {
+            return Ok(Reply::Done(stream::head(&started)));
+        }
         return Ok(Reply::Stream(started));
     }
     let reply = response.into_unary().await?;

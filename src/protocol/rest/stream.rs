@@ -113,22 +113,7 @@ pub(super) async fn start(
 
 /// The streamed answer; the exchange ends with the stream.
 pub(super) fn respond(s: Started, exchange: Exchange) -> Response<Body> {
-    let mut headers = HeaderMap::new();
-    response_headers(&s.metadata, &mut headers);
-    let content_type = s
-        .encoder
-        .content_type()
-        .unwrap_or(s.encoder.format().content_type());
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    if s.encoder.format() == StreamFormat::Sse {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        // Reverse proxies (nginx) must not buffer the stream.
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    }
+    let headers = headers(&s);
     let settings = &s.gw.config.streaming;
     let keep_alive = (s.encoder.format() == StreamFormat::Sse
         && !settings.sse_keepalive.0.is_zero())
@@ -160,6 +145,37 @@ pub(super) fn respond(s: Started, exchange: Exchange) -> Response<Body> {
     *resp.status_mut() = StatusCode::OK;
     *resp.headers_mut() = headers;
     resp
+}
+
+/// The stream's headers alone, for a HEAD request: a body of no known
+/// length, so that no `Content-Length: 0` claims GET would send nothing.
+pub(super) fn head(s: &Started) -> Response<Body> {
+    let nothing = stream::empty::<Result<Bytes, Infallible>>();
+    let mut resp = Response::new(Body::from_stream(nothing));
+    *resp.headers_mut() = headers(s);
+    resp
+}
+
+/// The response headers of a stream: metadata, its content type and, for
+/// SSE, what keeps caches and proxies from holding it back.
+fn headers(s: &Started) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    response_headers(&s.metadata, &mut headers);
+    let content_type = s
+        .encoder
+        .content_type()
+        .unwrap_or(s.encoder.format().content_type());
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if s.encoder.format() == StreamFormat::Sse {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Reverse proxies (nginx) must not buffer the stream.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    headers
 }
 
 /// Where a streamed body is.
