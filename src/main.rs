@@ -11,6 +11,7 @@ use protogate::observe::trace::Otlp;
 use protogate::pipeline::Hook;
 use protogate::{report, server};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 // jemalloc, with a background thread purging freed pages after a second: a
 // burst of large requests does not leave the process holding its peak.
@@ -160,29 +161,34 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
 /// a write, nor wakes a thread, to log its access line. Lines are never
 /// dropped. `None` (no thread could be started): written directly.
 fn init_logging(format: LogFormat) -> Option<FlushGuard> {
+    match BatchedWriter::new(std::io::stderr(), log_writer::FLUSH_EVERY) {
+        Ok((writer, guard)) => {
+            install_logging(format, writer);
+            Some(guard)
+        }
+        Err(e) => {
+            install_logging(format, std::io::stderr);
+            tracing::warn!("logging unbuffered: no log writer thread ({e})");
+            None
+        }
+    }
+}
+
+/// The global subscriber: `RUST_LOG`'s filter (default `info`), `format`,
+/// lines to `writer`.
+fn install_logging<W>(format: LogFormat, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal: log files and collectors get plain text
     // (and the escape codes cost time on every line).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal());
-    match BatchedWriter::new(std::io::stderr(), log_writer::FLUSH_EVERY) {
-        Ok((writer, guard)) => {
-            let builder = builder.with_writer(writer);
-            match format {
-                LogFormat::Json => builder.json().init(),
-                LogFormat::Pretty => builder.init(),
-            }
-            Some(guard)
-        }
-        Err(e) => {
-            let builder = builder.with_writer(std::io::stderr);
-            match format {
-                LogFormat::Json => builder.json().init(),
-                LogFormat::Pretty => builder.init(),
-            }
-            tracing::warn!("logging unbuffered: no log writer thread ({e})");
-            None
-        }
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
     }
 }

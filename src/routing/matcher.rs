@@ -231,7 +231,7 @@ impl Matcher {
             return None;
         }
         let last = raw.last_mut()?;
-        let segment: &'p str = *last;
+        let segment = *last;
         let (at, _) = segment
             .match_indices(':')
             .find(|(i, _)| self.verbs.contains(&segment[i + 1..]))?;
