@@ -403,8 +403,15 @@ impl Prober {
         let (interval, timeout) = (options.interval.0, options.timeout.0);
         let task = match tokio::runtime::Handle::try_current() {
             Ok(rt) => Some(
-                rt.spawn(run(upstream.clone(), interval, timeout, tx, signal))
-                    .abort_handle(),
+                rt.spawn(run(
+                    upstream.clone(),
+                    interval,
+                    timeout,
+                    options.unimplemented,
+                    tx,
+                    signal,
+                ))
+                .abort_handle(),
             ),
             Err(_) => {
                 tracing::warn!(
@@ -429,11 +436,15 @@ async fn run(
     upstream: GrpcUpstream,
     interval: Duration,
     timeout: Duration,
+    unimplemented: Unimplemented,
     state: watch::Sender<Probe>,
     signal: Arc<watch::Sender<Signal>>,
 ) {
     loop {
         let probe = check(&upstream, timeout).await;
+        let up = probe.is_ready(unimplemented);
+        metrics::gauge!("protogate_upstream_healthy", "url" => upstream.url().to_string())
+            .set(if up { 1.0 } else { 0.0 });
         let before = state.borrow().clone();
         if probe != before {
             log_change(upstream.url(), &before, &probe);

@@ -181,6 +181,9 @@ async fn metrics_after_real_traffic() {
         .unwrap();
     assert_eq!(reload.status(), 200);
 
+    // Readiness waits for the upstream's first health check.
+    let ready = reqwest::get(format!("{}/readyz", gw.admin)).await.unwrap();
+    assert_eq!(ready.status(), 200);
     let m = scrape(&gw.admin).await;
     let requests = |labels: &[(&str, &str)]| m.sum("protogate_requests_total", labels);
     let ok_book = [
@@ -290,6 +293,10 @@ async fn metrics_after_real_traffic() {
         1.0
     );
     assert!(m.has("protogate_requests_in_flight"));
+    assert_eq!(
+        m.sum("protogate_upstream_healthy", &[("url", &backend.url())]),
+        1.0
+    );
 
     // Auth refusals by reason; they never reach the upstream.
     let refusals = |reason: &str| {

@@ -544,7 +544,7 @@ async fn the_binary_exports_over_otlp_and_flushes_on_shutdown() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::task::spawn_blocking(move || {
+    let (addr, log) = tokio::task::spawn_blocking(move || {
         let addr = loop {
             let line = lines
                 .next()
@@ -559,8 +559,9 @@ async fn the_binary_exports_over_otlp_and_flushes_on_shutdown() {
                     .to_string();
             }
         };
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        addr
+        // The rest of the log, until the process exits.
+        let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+        (addr, rest)
     })
     .await
     .unwrap();
@@ -606,4 +607,15 @@ async fn the_binary_exports_over_otlp_and_flushes_on_shutdown() {
     assert_eq!(s.parent_span_id(), CLIENT_SPAN);
     assert_eq!(s.span.name, GET_BOOK);
     assert_eq!(s.str_attr("protogate.upstream"), Some("mock"));
+
+    // The request's access-log line carries its trace id.
+    let log = tokio::task::spawn_blocking(move || log.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(
+            |l| l.contains("protogate::access") && l.contains(&format!("trace_id=\"{trace}\""))
+        ),
+        "no access line with trace_id={trace}: {log:#?}"
+    );
 }

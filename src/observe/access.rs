@@ -1,7 +1,8 @@
 //! The access log: one `tracing` event per request, at INFO under the
 //! target `protogate::access`, when its answer is complete or abandoned.
 //! It names what the request reached (resolved method and route, never the
-//! query), never tokens or bodies; `subject` is the verified token's `sub`.
+//! query), never tokens or bodies; `subject` is the verified token's `sub`,
+//! `trace_id` the request's trace when tracing is on.
 
 use crate::auth::Subject;
 use crate::observe::metrics::code_name;
@@ -32,6 +33,7 @@ impl Hook for AccessLog {
             bytes_in = o.bytes_received,
             bytes_out = o.bytes_sent,
             subject = o.extensions.get::<Subject>().map_or("", |s| s.0.as_str()),
+            trace_id = super::trace::trace_id(o.extensions).unwrap_or_default(),
             request_id = o.request_id.unwrap_or(""),
             upstream,
             error = o.error.map(ToString::to_string).unwrap_or_default(),

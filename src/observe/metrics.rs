@@ -131,6 +131,10 @@ fn describe() {
         "protogate_jwks_fetches_total",
         "JWKS fetches from providers' jwks_url, by result."
     );
+    describe_gauge!(
+        "protogate_upstream_healthy",
+        "Whether the upstream's last grpc.health.v1 check made it ready (1) or not (0)."
+    );
     describe_gauge!("protogate_build_info", "The running build (always 1).");
 }
 

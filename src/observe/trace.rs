@@ -129,6 +129,15 @@ pub struct Tracing {
 #[derive(Clone)]
 struct ServerSpan(Context);
 
+/// The trace id of the request's span (32 hex digits), when tracing is on:
+/// the access log carries it, so a log line leads to its trace.
+pub fn trace_id(extensions: &http::Extensions) -> Option<String> {
+    let ServerSpan(cx) = extensions.get::<ServerSpan>()?;
+    let span = cx.span();
+    let context = span.span_context();
+    context.is_valid().then(|| context.trace_id().to_string())
+}
+
 impl Tracing {
     /// A hook making its spans with `tracer`.
     pub fn new(tracer: SdkTracer) -> Tracing {
