@@ -3,6 +3,9 @@
 //! client's `x-request-id` kept and a new one made when it sent none, and
 //! never a token in the log.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -60,13 +63,8 @@ fn start_with(extra: &[&str], envs: &[(&str, &str)]) -> Gateway {
         let line = lines
             .recv_timeout(Duration::from_secs(30))
             .expect("the gateway logs its address");
-        if let Some(i) = line.find("listening on http://") {
-            let rest = &line[i + 20..];
-            break rest
-                .split(|c: char| c == '"' || c.is_whitespace())
-                .next()
-                .unwrap()
-                .to_string();
+        if let Some(addr) = process::address_after(&line, "listening on http://") {
+            break addr;
         }
     };
     Gateway { child, addr, lines }

@@ -3,9 +3,11 @@
 
 mod common;
 
+use common::process::{KillOnDrop as Serving, listening_address};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_protogate"));
@@ -183,15 +185,6 @@ fn env_vars_configure_the_cli() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `protogate serve` on an ephemeral port and returns its address,
 /// read from the "listening on" log line.
 fn serve(args: &[&str], envs: &[(&str, &str)]) -> (Serving, String) {
@@ -207,20 +200,7 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> (Serving, String) {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("protogate exited before listening")
-            .unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            let rest = &line[i + "listening on http://".len()..];
-            break rest
-                .split(|c: char| c.is_whitespace() || c == '"')
-                .next()
-                .unwrap()
-                .to_string();
-        }
-    };
+    let addr = listening_address(&mut lines);
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
     (Serving(child), addr)

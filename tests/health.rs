@@ -9,10 +9,11 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::backend::LibraryBackend;
+use common::process::{KillOnDrop as Serving, address_after};
 use common::{LiveGateway, Running, serve_backend, serve_backend_with_health, start_live};
 use protogate::descriptors::DescriptorSource;
 use protogate::gateway::{Resources, Settings};
@@ -399,15 +400,6 @@ async fn bind(addr: SocketAddr) -> TcpListener {
     }
 }
 
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `protogate serve` with its main and admin listeners on ephemeral
 /// ports, read from its log.
 fn serve_binary(args: &[&str]) -> (Serving, SocketAddr, SocketAddr) {
@@ -425,8 +417,7 @@ fn serve_binary(args: &[&str]) -> (Serving, SocketAddr, SocketAddr) {
     let child = Serving(child);
     let mut lines = BufReader::new(stderr).lines();
     let after = |line: &str, marker: &str| -> Option<SocketAddr> {
-        let rest = &line[line.find(marker)? + marker.len()..];
-        rest.split(['/', '"', ' ']).next()?.parse().ok()
+        address_after(line, marker)?.parse().ok()
     };
     let (mut main, mut admin) = (None, None);
     while main.is_none() || admin.is_none() {

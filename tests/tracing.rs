@@ -545,20 +545,7 @@ async fn the_binary_exports_over_otlp_and_flushes_on_shutdown() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (addr, log) = tokio::task::spawn_blocking(move || {
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("protogate exited before listening")
-                .unwrap();
-            if let Some(i) = line.find("listening on http://") {
-                let rest = &line[i + "listening on http://".len()..];
-                break rest
-                    .split(|c: char| c.is_whitespace() || c == '"')
-                    .next()
-                    .unwrap()
-                    .to_string();
-            }
-        };
+        let addr = common::process::listening_address(&mut lines);
         // The rest of the log, until the process exits.
         let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
         (addr, rest)
