@@ -9,10 +9,12 @@
 //! response (same method + request + seed → same bytes). Every response
 //! carries `x-protogate-mock` metadata saying which of the three answered.
 
+mod custom;
 mod fields;
 pub mod generate;
 mod mask;
 pub mod record;
+mod resource_fields;
 mod standard;
 pub mod state;
 pub mod stubs;

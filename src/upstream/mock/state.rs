@@ -1,21 +1,29 @@
 //! Stateful CRUD for AIP standard methods (AIP-131 to AIP-135), so that in
 //! mock mode a created resource can be got, listed, updated and deleted.
 //!
-//! A method is standard by its name and shape; anything else (custom
-//! methods, streaming methods, LRO-returning methods) is left to the
-//! generator:
+//! A method is standard by its name and shape; anything else (streaming
+//! methods, LRO-returning methods, custom methods that name no stored
+//! resource) is left to the generator:
 //!
 //! | method            | shape                                                                   |
 //! |-------------------|-------------------------------------------------------------------------|
-//! | `Create<Res>`     | returns `Res`; the request has a `Res` field, maybe `parent`, `<res>_id` |
-//! | `Get<Res>`        | returns `Res`; the request has `name`                                   |
+//! | `Create<Res>`     | returns `Res`; the request has a `Res` field, maybe a parent, `<res>_id`; or the request *is* a `Res`, named in full |
+//! | `Get<Res>`        | returns `Res`; the request has a field naming it                        |
 //! | `List<Res>s`      | returns a repeated `Res` (with a `name`) and `next_page_token`          |
 //! | `Update<Res>`     | returns `Res`; the request has a `Res` field, maybe `update_mask`       |
-//! | `Delete<Res>`     | the request has `name`; returns Empty, `Res` or anything               |
+//! | `Delete<Res>`     | the request has a field naming it; returns Empty, `Res` or anything     |
+//!
+//! The fields naming a resource and its parent are `name` and `parent`, or
+//! the ones the `google.api.resource_reference` annotations or the
+//! resource's pattern point at (`topic`, `project`: see
+//! [`resource_fields`](super::resource_fields)).
 //!
 //! Names are `{parent}/{collection}/{id}`, the collection from
 //! [`collection_id`] (`shelves`, `books`) and the id from `<res>_id` or the
-//! next free number. Create fills what the request leaves unset with
+//! next free number; a request that is the resource brings its own name,
+//! which must fit the resource's annotated patterns. Creating a name that
+//! exists is ALREADY_EXISTS (as Pub/Sub's `CreateTopic` answers, though it
+//! is a `PUT`). Create fills what the request leaves unset with
 //! [`Generator::fill_unset`] and stamps `create_time`/`update_time`; List
 //! answers in creation order, paged by `page_size` (default 10, at most
 //! 1000) and an opaque `page_token`, and ignores other filters; Update
@@ -23,6 +31,11 @@
 //! full replacement), or with no mask every field set in the request
 //! (AIP-134's implied mask), and honours `allow_missing`; Delete removes
 //! the resource and, unless a `force` field says no, its children.
+//!
+//! A custom method whose request references (by `resource_reference`) a
+//! type this service's Creates make is NOT_FOUND when that resource is
+//! missing, else generated; a batch answer gets one id per element sent
+//! ([`fill_ids`]: `Publish` answers one `message_ids` entry per message).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,10 +51,12 @@ use prost_reflect::{
 };
 use tonic::Status;
 
+use super::custom::{Reference, fill_ids, references};
 use super::fields::{bool_field, int_field, set, string_field};
 use super::generate::{Generator, collection_id, snake_case};
 use super::mask::{apply_path, mask_paths};
-use super::standard::{Standard, standard};
+use super::resource_fields::{fits_pattern, resource_option};
+use super::standard::{NewResource, Standard, standard};
 
 /// Default and largest page of a List.
 const DEFAULT_PAGE_SIZE: usize = 10;
@@ -98,6 +113,8 @@ struct Inner {
     last_seq: u64,
     /// The last number handed out as an id under `{parent}/{collection}`.
     last_id: HashMap<String, u64>,
+    /// The last id a batch answer handed out (see [`fill_ids`]).
+    last_batch_id: u64,
 }
 
 #[derive(Debug)]
@@ -150,13 +167,27 @@ impl CrudStore {
         generator: &Generator,
         key: &[u8],
     ) -> Option<Result<DynamicMessage, Status>> {
-        let standard = standard(method)?;
+        let Some(standard) = standard(method) else {
+            let refs = references(method);
+            return (!refs.is_empty()).then(|| self.custom(method, &refs, request, generator, key));
+        };
         Some(match standard {
-            Standard::Create(res, field) => self.create(&res, &field, request, generator, key),
-            Standard::Get(res) => self.get(&res, request),
-            Standard::List(res, list) => self.list(method, &res, &list, request),
+            Standard::Create(res, NewResource::Field { field, parent }) => {
+                let parent = parent.and_then(|p| string_field(request, p.name()));
+                self.create(&res, &field, parent, request, generator, key)
+            }
+            Standard::Create(res, NewResource::Itself) => {
+                self.create_itself(&res, request, generator, key)
+            }
+            Standard::Get(res, name) => self.get(&res, &name, request),
+            Standard::List(res, list, parent) => {
+                let parent = parent.and_then(|p| string_field(request, p.name()));
+                self.list(method, &res, &list, parent, request)
+            }
             Standard::Update(res, field) => self.update(&res, &field, request, generator, key),
-            Standard::Delete(res) => self.delete(method, &res, request, generator, key),
+            Standard::Delete(res, name) => {
+                self.delete(method, &res, &name, request, generator, key)
+            }
         })
     }
 
@@ -170,16 +201,17 @@ impl CrudStore {
         &self,
         res: &MessageDescriptor,
         field: &FieldDescriptor,
+        parent: Option<String>,
         request: &DynamicMessage,
         generator: &Generator,
         key: &[u8],
     ) -> Result<DynamicMessage, Status> {
-        let mut resource = request
+        let resource = request
             .get_field(field)
             .as_message()
             .cloned()
             .unwrap_or_else(|| DynamicMessage::new(res.clone()));
-        let parent = string_field(request, "parent").unwrap_or_default();
+        let parent = parent.unwrap_or_default();
         let id =
             string_field(request, &format!("{}_id", snake_case(res.name()))).unwrap_or_default();
         if id.contains('/') {
@@ -198,25 +230,70 @@ impl CrudStore {
         } else {
             format!("{prefix}/{id}")
         };
-        if inner.by_name.contains_key(&name) {
-            return Err(Status::already_exists(format!(
-                "{} {name:?} already exists",
+        inner.add(res, name, resource, request, generator, key)
+    }
+
+    /// A Create whose request is the resource, named in full (Pub/Sub's
+    /// `CreateTopic`): the name is required and must fit one of the
+    /// resource's annotated patterns, if it has any.
+    fn create_itself(
+        &self,
+        res: &MessageDescriptor,
+        request: &DynamicMessage,
+        generator: &Generator,
+        key: &[u8],
+    ) -> Result<DynamicMessage, Status> {
+        let name = string_field(request, "name").unwrap_or_default();
+        if name.is_empty() {
+            return Err(Status::invalid_argument(format!(
+                "name is required to create a {}",
                 res.name()
             )));
         }
-        generator.fill_unset(&mut resource, request, &[key, name.as_bytes()].concat());
-        set(&mut resource, "name", Value::String(name.clone()));
-        stamp(&mut resource, &["create_time", "update_time"]);
-        inner.insert(name, resource.clone());
-        Ok(resource)
+        let patterns = resource_option(res).map(|o| o.patterns).unwrap_or_default();
+        if !patterns.is_empty() && !patterns.iter().any(|p| fits_pattern(&name, p)) {
+            return Err(Status::invalid_argument(format!(
+                "{} name {name:?} does not fit {}",
+                res.name(),
+                patterns.join(" or ")
+            )));
+        }
+        let mut inner = self.lock()?;
+        inner.add(res, name, request.clone(), request, generator, key)
+    }
+
+    /// A custom method on stored resources: NOT_FOUND when a resource it
+    /// names is missing, else a generated answer with batch ids filled in.
+    fn custom(
+        &self,
+        method: &MethodDescriptor,
+        refs: &[Reference],
+        request: &DynamicMessage,
+        generator: &Generator,
+        key: &[u8],
+    ) -> Result<DynamicMessage, Status> {
+        let mut inner = self.lock()?;
+        for r in refs {
+            let name = string_field(request, r.field.name()).unwrap_or_default();
+            if !name.is_empty() && inner.find(&r.resource, &name).is_none() {
+                return Err(not_found(&r.resource, &name));
+            }
+        }
+        let mut response = generator.respond(method, request, key);
+        fill_ids(&mut response, request, || {
+            inner.last_batch_id += 1;
+            inner.last_batch_id
+        });
+        Ok(response)
     }
 
     fn get(
         &self,
         res: &MessageDescriptor,
+        name_field: &FieldDescriptor,
         request: &DynamicMessage,
     ) -> Result<DynamicMessage, Status> {
-        let name = required_name(request, res)?;
+        let name = required_name(request, name_field, res)?;
         let inner = self.lock()?;
         inner
             .find(res, &name)
@@ -229,9 +306,10 @@ impl CrudStore {
         method: &MethodDescriptor,
         res: &MessageDescriptor,
         list: &FieldDescriptor,
+        parent: Option<String>,
         request: &DynamicMessage,
     ) -> Result<DynamicMessage, Status> {
-        let parent = string_field(request, "parent").unwrap_or_default();
+        let parent = parent.unwrap_or_default();
         let size = match int_field(request, "page_size").unwrap_or(0) {
             n if n < 0 => {
                 return Err(Status::invalid_argument(format!(
@@ -381,11 +459,12 @@ impl CrudStore {
         &self,
         method: &MethodDescriptor,
         res: &MessageDescriptor,
+        name_field: &FieldDescriptor,
         request: &DynamicMessage,
         generator: &Generator,
         key: &[u8],
     ) -> Result<DynamicMessage, Status> {
-        let name = required_name(request, res)?;
+        let name = required_name(request, name_field, res)?;
         let mut inner = self.lock()?;
         let Some(seq) = inner
             .find(res, &name)
@@ -427,6 +506,30 @@ impl CrudStore {
 }
 
 impl Inner {
+    /// Stores a new resource called `name`, filling what it leaves unset;
+    /// ALREADY_EXISTS when the name is taken.
+    fn add(
+        &mut self,
+        res: &MessageDescriptor,
+        name: String,
+        mut resource: DynamicMessage,
+        request: &DynamicMessage,
+        generator: &Generator,
+        key: &[u8],
+    ) -> Result<DynamicMessage, Status> {
+        if self.by_name.contains_key(&name) {
+            return Err(Status::already_exists(format!(
+                "{} {name:?} already exists",
+                res.name()
+            )));
+        }
+        generator.fill_unset(&mut resource, request, &[key, name.as_bytes()].concat());
+        set(&mut resource, "name", Value::String(name.clone()));
+        stamp(&mut resource, &["create_time", "update_time"]);
+        self.insert(name, resource.clone());
+        Ok(resource)
+    }
+
     fn insert(&mut self, name: String, resource: DynamicMessage) {
         self.last_seq += 1;
         self.by_name.insert(name.clone(), self.last_seq);
@@ -458,11 +561,16 @@ impl Inner {
     }
 }
 
-fn required_name(request: &DynamicMessage, res: &MessageDescriptor) -> Result<String, Status> {
-    let name = string_field(request, "name").unwrap_or_default();
+fn required_name(
+    request: &DynamicMessage,
+    field: &FieldDescriptor,
+    res: &MessageDescriptor,
+) -> Result<String, Status> {
+    let name = string_field(request, field.name()).unwrap_or_default();
     if name.is_empty() {
         return Err(Status::invalid_argument(format!(
-            "name is required to find a {}",
+            "{} is required to find a {}",
+            field.name(),
             res.name()
         )));
     }
