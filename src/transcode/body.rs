@@ -52,7 +52,9 @@ pub(super) fn message(
     opts: &RequestOptions,
     shape: Shape,
 ) -> Result<DynamicMessage, GatewayError> {
-    parse_json(desc, json, "", opts, shape)
+    let msg = parse_json(desc, json, "", opts, shape)?;
+    super::validate::check_message(&msg, &opts.limits)?;
+    Ok(msg)
 }
 
 fn parse_json(

@@ -30,6 +30,12 @@ impl Default for DecodeLimits {
     }
 }
 
+/// The deepest nesting protobuf decoders accept (prost's, C++'s and Java's
+/// recursion limit): `limits.max_depth` is held to it, so that no message
+/// the gateway lets through is one the upstream, or the gateway decoding
+/// the answer, cannot read.
+pub const PROTOBUF_MAX_DEPTH: usize = 100;
+
 /// Estimated bytes of one decoded message (a field table and its entries).
 pub const MESSAGE_COST: usize = 1024;
 /// Estimated bytes of one decoded scalar, list element or map entry.

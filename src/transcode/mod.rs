@@ -12,6 +12,7 @@ pub mod response;
 pub mod split;
 pub mod stream;
 pub mod strict;
+pub mod validate;
 pub mod wire_json;
 
 pub use request::{RequestInput, RequestOptions, build_request};

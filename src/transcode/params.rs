@@ -2,13 +2,13 @@
 //! and UTF-8 must be valid), keys bound through nested fields, maps and
 //! repeated fields, and the rule that the path and the body win.
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, ReflectMessage};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage};
 
 use super::budget::check_path_depth;
-use super::query::{parse_key, resolve_key, set_path};
+use super::query::{parse_key, resolve_key, resolve_literal, set_path};
 use super::request::RequestOptions;
 use crate::config::UnknownPolicy;
-use crate::routing::rules::{BodyRule, Route};
+use crate::routing::rules::{BodyRule, Route, top_field};
 use crate::status::GatewayError;
 
 /// Query parameters the gateway itself reads (unless the message has such a
@@ -73,7 +73,7 @@ pub(super) fn bind(
     let reject = opts.unknown_query_params == UnknownPolicy::Reject;
     for pair in pairs(query) {
         let (key, value) = pair?;
-        if opts.credentials_param.as_deref() == Some(key.as_str()) {
+        if opts.credentials_param.as_deref() == Some(key.as_str()) || reserved(&desc, &key) {
             continue;
         }
         check_path_depth(&key, &key, opts.limits.max_depth)?;
@@ -84,24 +84,10 @@ pub(super) fn bind(
                 Ok(())
             }
         };
-        let Some(parsed) = parse_key(&key) else {
-            unknown("malformed query parameter name".into())?;
-            continue;
-        };
-        let fields = match resolve_key(&desc, &parsed) {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                if parsed.path.len() == 1 && RESERVED_QUERY_PARAMS.contains(&parsed.path[0]) {
-                    continue;
-                }
-                unknown(format!(
-                    "unknown query parameter: {} has no such field",
-                    desc.full_name()
-                ))?;
-                continue;
-            }
-            Err(e) => {
-                unknown(e)?;
+        let (fields, map_key) = match resolve(&desc, &key) {
+            Ok(found) => found,
+            Err(why) => {
+                unknown(why)?;
                 continue;
             }
         };
@@ -109,10 +95,37 @@ pub(super) fn bind(
             unknown(why)?;
             continue;
         }
-        set_path(msg, &fields, parsed.map_key, &value)
+        set_path(msg, &fields, map_key, &value)
             .map_err(|e| GatewayError::bad_field(key.clone(), e))?;
     }
     Ok(())
+}
+
+/// The fields a query key names, and its map key. Keys are read as
+/// `a.b[k]`; a key that does not resolve so is tried as literal field names
+/// (a `json_name` may itself hold `.`, `[` or `]`).
+fn resolve<'k>(
+    desc: &MessageDescriptor,
+    key: &'k str,
+) -> Result<(Vec<FieldDescriptor>, Option<&'k str>), String> {
+    let literal = || resolve_literal(desc, key).map(|fields| (fields, None));
+    let Some(parsed) = parse_key(key) else {
+        return literal().ok_or_else(|| "malformed query parameter name".into());
+    };
+    match resolve_key(desc, &parsed) {
+        Ok(Some(fields)) => Ok((fields, parsed.map_key)),
+        other => literal().ok_or_else(|| match other {
+            Err(e) => e,
+            Ok(_) => format!(
+                "unknown query parameter: {} has no such field",
+                desc.full_name()
+            ),
+        }),
+    }
+}
+
+fn reserved(desc: &MessageDescriptor, key: &str) -> bool {
+    RESERVED_QUERY_PARAMS.contains(&key) && top_field(desc, key).is_none()
 }
 
 /// Fields bound by the path or body are not taken from the query.

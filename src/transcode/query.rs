@@ -35,8 +35,8 @@ fn parse_kind(kind: &Kind, text: &str) -> Result<Value, String> {
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(num(text, "a 64-bit integer")?),
         Kind::Uint32 | Kind::Fixed32 => Value::U32(num(text, "an unsigned 32-bit integer")?),
         Kind::Uint64 | Kind::Fixed64 => Value::U64(num(text, "an unsigned 64-bit integer")?),
-        Kind::Float => Value::F32(num(text, "a number")?),
-        Kind::Double => Value::F64(num(text, "a number")?),
+        Kind::Float => finite(text, Value::F32(num(text, "a number")?))?,
+        Kind::Double => finite(text, Value::F64(num(text, "a number")?))?,
         Kind::Enum(e) => {
             if let Some(v) = e.get_value_by_name(text) {
                 Value::EnumNumber(v.number())
@@ -53,6 +53,20 @@ fn parse_kind(kind: &Kind, text: &str) -> Result<Value, String> {
         }
         Kind::Message(m) => Value::Message(parse_message(m, text)?),
     })
+}
+
+/// Rust reads `1e39` as a float's Infinity: a value that is not finite must
+/// have been written as `NaN`, `Infinity` or `-Infinity`.
+fn finite(text: &str, v: Value) -> Result<Value, String> {
+    let is_finite = match &v {
+        Value::F32(x) => x.is_finite(),
+        Value::F64(x) => x.is_finite(),
+        _ => true,
+    };
+    if !is_finite {
+        super::strict::check_non_finite(text)?;
+    }
+    Ok(v)
 }
 
 /// Well-known types that have a scalar JSON form.
@@ -159,6 +173,55 @@ pub fn resolve_key(
     Ok(Some(fields))
 }
 
+/// Resolves `key` as field names written out whole, for names that hold
+/// `.`, `[` or `]` themselves (a `json_name` may): at each level the longest
+/// field name (JSON or proto) that the rest of the key starts with, followed
+/// by `.` or the end. `None` when no reading resolves.
+///
+/// ```
+/// let pool = protogate::descriptors::load(&["descriptors".into()]).unwrap().pool;
+/// let req = pool.get_message_by_name("library.v1.ListBooksRequest").unwrap();
+/// let fields = protogate::transcode::query::resolve_literal(&req, "filter.genre").unwrap();
+/// assert_eq!(fields.len(), 2);
+/// assert!(protogate::transcode::query::resolve_literal(&req, "filter.nope").is_none());
+/// ```
+pub fn resolve_literal(msg: &MessageDescriptor, key: &str) -> Option<Vec<FieldDescriptor>> {
+    let mut fields = Vec::new();
+    let mut current = msg.clone();
+    let mut rest = key;
+    loop {
+        let (len, field) = longest_name(&current, rest)?;
+        let tail = &rest[len..];
+        if tail.is_empty() {
+            fields.push(field);
+            return Some(fields);
+        }
+        match field.kind() {
+            Kind::Message(m) if !field.is_list() && !field.is_map() => current = m,
+            _ => return None,
+        }
+        fields.push(field);
+        rest = &tail[1..];
+    }
+}
+
+/// The field whose name (JSON or proto) `text` starts with, followed by `.`
+/// or the end; the longest such name, and its length.
+fn longest_name(msg: &MessageDescriptor, text: &str) -> Option<(usize, FieldDescriptor)> {
+    let mut best: Option<(usize, FieldDescriptor)> = None;
+    for f in msg.fields() {
+        for name in [f.json_name(), f.name()] {
+            let whole = text
+                .strip_prefix(name)
+                .is_some_and(|t| t.is_empty() || t.starts_with('.'));
+            if whole && best.as_ref().is_none_or(|(len, _)| name.len() > *len) {
+                best = Some((name.len(), f.clone()));
+            }
+        }
+    }
+    best
+}
+
 /// Sets (or appends, or inserts into a map) the value at `fields`.
 pub fn set_path(
     msg: &mut DynamicMessage,
@@ -171,6 +234,8 @@ pub fn set_path(
     };
     let mut target = msg;
     for f in parents {
+        // get_field_mut would silently clear another member of f's oneof.
+        check_oneof(target, f)?;
         target = match target.get_field_mut(f) {
             Value::Message(m) => m,
             _ => return Err(format!("{} is not a message", f.name())),
@@ -198,16 +263,7 @@ pub fn set_path(
         return Err(format!("{} is not a map", leaf.name()));
     }
     let value = parse_value(leaf, text)?;
-    if let Some(oneof) = leaf.containing_oneof()
-        && let Some(other) = oneof.fields().find(|f| f != leaf && target.has_field(f))
-    {
-        return Err(format!(
-            "{} and {} are members of oneof {}: set only one",
-            other.name(),
-            leaf.name(),
-            oneof.name()
-        ));
-    }
+    check_oneof(target, leaf)?;
     if leaf.is_list() {
         if let Value::List(l) = target.get_field_mut(leaf) {
             l.push(value);
@@ -216,6 +272,22 @@ pub fn set_path(
         target.set_field(leaf, value);
     }
     Ok(())
+}
+
+/// Refuses to set `field` when another member of its oneof is set.
+fn check_oneof(msg: &DynamicMessage, field: &FieldDescriptor) -> Result<(), String> {
+    let Some(oneof) = field.containing_oneof() else {
+        return Ok(());
+    };
+    match oneof.fields().find(|f| f != field && msg.has_field(f)) {
+        Some(other) => Err(format!(
+            "{} and {} are members of oneof {}: set only one",
+            other.name(),
+            field.name(),
+            oneof.name()
+        )),
+        None => Ok(()),
+    }
 }
 
 fn parse_map_key(field: &FieldDescriptor, text: &str) -> Result<MapKey, String> {
@@ -270,5 +342,13 @@ mod tests {
             Ok(Value::Bytes(b"hi".to_vec().into()))
         );
         assert!(parse_kind(&Kind::Int32, "99999999999").is_err());
+        assert!(parse_kind(&Kind::Float, "1e39").is_err());
+        assert!(parse_kind(&Kind::Float, "inf").is_err());
+        assert!(parse_kind(&Kind::Double, "1e309").is_err());
+        assert_eq!(
+            parse_kind(&Kind::Float, "-Infinity"),
+            Ok(Value::F32(f32::NEG_INFINITY))
+        );
+        assert_eq!(parse_kind(&Kind::Float, "3.4e38"), Ok(Value::F32(3.4e38)));
     }
 }

@@ -132,6 +132,7 @@ pub fn build_request(
         set_path(&mut msg, vars, None, value)
             .map_err(|e| GatewayError::bad_field(name.clone(), e))?;
     }
+    super::validate::check_message(&msg, &opts.limits)?;
     Ok(msg)
 }
 

@@ -1,13 +1,14 @@
 //! What the proto3 JSON mapping rejects and the decoder underneath would
 //! silently change: 64-bit integers out of range (read as floats and
-//! clamped to the type's limits), Timestamps with more than nine fractional
+//! clamped to the type's limits), floats and doubles out of range when sent
+//! as strings (`"1e39"` read as Infinity), Timestamps with more than nine fractional
 //! digits (truncated) or a 60th second, Durations out of range or with more
 //! than nine fractional digits.
 //!
 //! Text values (query parameters, path variables) are checked before they
 //! are parsed. JSON bodies are decoded first; then the message is walked for
-//! *suspects* — a 64-bit integer at exactly its type's limit, any Timestamp
-//! or Duration — and only when there is one is the body read again to check
+//! *suspects* — a 64-bit integer at exactly its type's limit, a float that
+//! is not finite, any Timestamp or Duration — and only when there is one is the body read again to check
 //! what the client really sent.
 
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
@@ -114,6 +115,29 @@ pub fn check_duration(text: &str) -> Result<(), String> {
     }
 }
 
+/// proto3 JSON's spellings of the values that are not finite numbers.
+pub const NON_FINITE: [&str; 3] = ["NaN", "Infinity", "-Infinity"];
+
+/// A float or double that decoded to a value that is not finite must have
+/// been written as one of [`NON_FINITE`]; anything else (`"1e39"` into a
+/// float, `"inf"`) overflowed or is not proto3 JSON.
+///
+/// ```
+/// use protogate::transcode::strict::check_non_finite;
+/// assert!(check_non_finite("-Infinity").is_ok());
+/// assert!(check_non_finite("1e39").is_err());
+/// ```
+pub fn check_non_finite(text: &str) -> Result<(), String> {
+    if NON_FINITE.contains(&text) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is out of range for its type (only NaN, Infinity and -Infinity \
+             stand for values that are not finite numbers)"
+        ))
+    }
+}
+
 /// One step from a message to a value inside it.
 #[derive(Debug, Clone)]
 enum Step {
@@ -131,6 +155,7 @@ struct Suspect {
 enum SuspectKind {
     Int64,
     Uint64,
+    NonFinite,
     Timestamp,
     Duration,
 }
@@ -212,6 +237,8 @@ fn collect_value(kind: &Kind, v: &Value, path: &mut Vec<Step>, out: &mut Vec<Sus
     let kind = match (kind, v) {
         (_, Value::I64(n)) if *n == i64::MAX || *n == i64::MIN => Some(SuspectKind::Int64),
         (_, Value::U64(n)) if *n == u64::MAX => Some(SuspectKind::Uint64),
+        (_, Value::F32(x)) if !x.is_finite() => Some(SuspectKind::NonFinite),
+        (_, Value::F64(x)) if !x.is_finite() => Some(SuspectKind::NonFinite),
         (Kind::Message(m), Value::Message(inner)) => match m.full_name() {
             "google.protobuf.Timestamp" => Some(SuspectKind::Timestamp),
             "google.protobuf.Duration" => Some(SuspectKind::Duration),
@@ -280,6 +307,7 @@ fn verify(kind: &SuspectKind, value: &serde_json::Value) -> Result<(), String> {
         (SuspectKind::Uint64, J::Number(n)) if !n.is_u64() => Err(format!(
             "{n} is out of range for an unsigned 64-bit integer"
         )),
+        (SuspectKind::NonFinite, J::String(s)) => check_non_finite(s),
         (SuspectKind::Timestamp, J::String(s)) => check_timestamp(s),
         (SuspectKind::Duration, J::String(s)) => check_duration(s),
         _ => Ok(()),

@@ -1,0 +1,165 @@
+//! What a decoded request message must satisfy before it is sent, checked
+//! once, in one walk over the message the body, query and path built:
+//!
+//! - it nests no deeper than `limits.max_depth` *as protobuf counts it*:
+//!   every message and map entry is a level, so each JSON object inside a
+//!   `google.protobuf.Struct` costs three (Struct → entry → Value). Protobuf
+//!   decoders refuse nesting past 100 levels (prost, C++, Java), so a message
+//!   that passed here but not there would fail only once the upstream (or
+//!   the gateway rendering its echo) decodes it: a 500 instead of a 400.
+//! - proto2 `required` fields are set (on every message present).
+
+use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, ReflectMessage, Syntax, Value};
+
+use super::budget::{DecodeLimits, PROTOBUF_MAX_DEPTH, too_deep};
+use crate::status::GatewayError;
+
+/// Refuses a message nested deeper than the limit or missing a required
+/// field (a 400 naming every missing field by its JSON path).
+///
+/// ```
+/// use prost_reflect::DynamicMessage;
+/// use protogate::transcode::{budget::DecodeLimits, validate::check_message};
+///
+/// let pool = protogate::descriptors::load(&["descriptors".into()]).unwrap().pool;
+/// let book = pool.get_message_by_name("library.v1.Book").unwrap();
+/// let msg = DynamicMessage::deserialize(book, serde_json::json!({"publisher": {"name": "P"}})).unwrap();
+/// assert!(check_message(&msg, &DecodeLimits::default()).is_ok());
+/// let shallow = DecodeLimits { max_depth: 1, ..DecodeLimits::default() };
+/// assert!(check_message(&msg, &shallow).is_err());
+/// ```
+pub fn check_message(msg: &DynamicMessage, limits: &DecodeLimits) -> Result<(), GatewayError> {
+    let mut walk = Walk {
+        max: limits.max_depth.min(PROTOBUF_MAX_DEPTH),
+        too_deep: false,
+        missing: Vec::new(),
+    };
+    walk.message(msg, 1, &mut Vec::new());
+    if walk.too_deep {
+        return Err(too_deep(walk.max));
+    }
+    match walk.missing.first() {
+        None => Ok(()),
+        Some(first) => Err(GatewayError::bad_field(
+            first.clone(),
+            format!(
+                "required field{} not set: {}",
+                if walk.missing.len() > 1 { "s" } else { "" },
+                walk.missing.join(", ")
+            ),
+        )),
+    }
+}
+
+/// One step from the root to a message inside it.
+enum Step<'a> {
+    Field(FieldDescriptor),
+    Index(usize),
+    Key(&'a MapKey),
+}
+
+struct Walk {
+    max: usize,
+    too_deep: bool,
+    missing: Vec<String>,
+}
+
+impl Walk {
+    fn message<'a>(&mut self, msg: &'a DynamicMessage, depth: usize, path: &mut Vec<Step<'a>>) {
+        if depth > self.max {
+            self.too_deep = true;
+        }
+        if self.too_deep {
+            return;
+        }
+        self.required(msg, path);
+        for (field, value) in msg.fields() {
+            path.push(Step::Field(field));
+            match value {
+                Value::Message(m) => self.message(m, depth + 1, path),
+                Value::List(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Value::Message(m) = item {
+                            path.push(Step::Index(i));
+                            self.message(m, depth + 1, path);
+                            path.pop();
+                        }
+                    }
+                }
+                Value::Map(entries) => self.map(entries, depth, path),
+                _ => {}
+            }
+            path.pop();
+        }
+    }
+
+    /// A map's entries are messages of their own, one level down.
+    fn map<'a>(
+        &mut self,
+        entries: &'a std::collections::HashMap<MapKey, Value>,
+        depth: usize,
+        path: &mut Vec<Step<'a>>,
+    ) {
+        if entries.is_empty() {
+            return;
+        }
+        if depth + 1 > self.max {
+            self.too_deep = true;
+            return;
+        }
+        for (key, value) in entries {
+            if let Value::Message(m) = value {
+                path.push(Step::Key(key));
+                self.message(m, depth + 2, path);
+                path.pop();
+            }
+        }
+    }
+
+    /// Notes the required fields `msg` lacks (only proto2 has them).
+    fn required(&mut self, msg: &DynamicMessage, path: &[Step<'_>]) {
+        let desc = msg.descriptor();
+        if desc.parent_file().syntax() != Syntax::Proto2 {
+            return;
+        }
+        for field in desc.fields().filter(FieldDescriptor::is_required) {
+            if !msg.has_field(&field) {
+                self.missing.push(display(path, field));
+            }
+        }
+    }
+}
+
+/// `book.authors[2].name`, in JSON names.
+fn display(path: &[Step<'_>], last: FieldDescriptor) -> String {
+    let mut out = String::new();
+    for step in path {
+        push_step(&mut out, step);
+    }
+    push_step(&mut out, &Step::Field(last));
+    out
+}
+
+fn push_step(out: &mut String, step: &Step<'_>) {
+    match step {
+        Step::Field(f) => {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(f.json_name());
+        }
+        Step::Index(i) => out.push_str(&format!("[{i}]")),
+        Step::Key(k) => out.push_str(&format!("[{}]", key_text(k))),
+    }
+}
+
+fn key_text(k: &MapKey) -> String {
+    match k {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(n) => n.to_string(),
+        MapKey::I64(n) => n.to_string(),
+        MapKey::U32(n) => n.to_string(),
+        MapKey::U64(n) => n.to_string(),
+        MapKey::String(s) => s.clone(),
+    }
+}
