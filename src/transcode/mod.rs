@@ -6,12 +6,14 @@ pub mod budget;
 pub mod json_sort;
 pub mod message;
 pub mod params;
+pub mod partial_response;
 pub mod query;
 pub mod request;
 pub mod response;
 pub mod split;
 pub mod stream;
 pub mod strict;
+pub mod system_params;
 pub mod validate;
 pub mod wire_json;
 

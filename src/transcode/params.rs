@@ -7,13 +7,10 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectM
 use super::budget::check_path_depth;
 use super::query::{parse_key, resolve_key, resolve_literal, set_path};
 use super::request::RequestOptions;
+use super::system_params::is_system;
 use crate::config::UnknownPolicy;
 use crate::routing::rules::{BodyRule, Route, top_field};
 use crate::status::GatewayError;
-
-/// Query parameters the gateway itself reads (unless the message has such a
-/// field): `pretty` indents JSON, `alt=sse` asks for server-sent events.
-pub const RESERVED_QUERY_PARAMS: &[&str] = &["pretty", "alt"];
 
 /// Splits `a=1&b=x%20y` into decoded pairs (`+` is a space). Unlike
 /// lenient parsers, a `%` not followed by two hex digits, or bytes that are
@@ -73,7 +70,7 @@ pub(super) fn bind(
     let reject = opts.unknown_query_params == UnknownPolicy::Reject;
     for pair in pairs(query) {
         let (key, value) = pair?;
-        if opts.credentials_param.as_deref() == Some(key.as_str()) || reserved(&desc, &key) {
+        if opts.credentials_param.as_deref() == Some(key.as_str()) || is_system(route, &key) {
             continue;
         }
         check_path_depth(&key, &key, opts.limits.max_depth)?;
@@ -124,8 +121,10 @@ fn resolve<'k>(
     }
 }
 
-fn reserved(desc: &MessageDescriptor, key: &str) -> bool {
-    RESERVED_QUERY_PARAMS.contains(&key) && top_field(desc, key).is_none()
+/// Whether the query could set the top-level field `name` (it exists and
+/// neither the path nor the body binds it).
+pub(super) fn bindable(route: &Route, desc: &MessageDescriptor, name: &str) -> bool {
+    top_field(desc, name).is_some_and(|f| bound_elsewhere(route, &[f]).is_none())
 }
 
 /// Fields bound by the path or body are not taken from the query.

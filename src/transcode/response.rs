@@ -7,6 +7,7 @@ use prost_reflect::{
     Value,
 };
 
+use super::partial_response::FieldSelection;
 use super::query::is_http_body;
 use crate::config::JsonOptions;
 use crate::routing::rules::{Route, holds_maps};
@@ -98,6 +99,28 @@ pub fn render_response(
         None if is_http_body(&out) => Ok(raw(&msg)),
         None => to_json_sorted(&msg, opts, route.renders_maps).map(RenderedBody::Json),
         Some(field) => render_field(&msg, field, opts, route.renders_maps),
+    }
+}
+
+/// [`render_response`], then `fields` (a partial response) applied to JSON
+/// (raw HttpBody bytes are left alone).
+pub fn render_selected(
+    route: &Route,
+    encoded: &[u8],
+    opts: &ResponseOptions,
+    fields: Option<&FieldSelection>,
+) -> Result<RenderedBody, GatewayError> {
+    let Some(sel) = fields.filter(|s| !s.is_everything()) else {
+        return render_response(route, encoded, opts);
+    };
+    // Rendered compact; the filter writes the layout asked for.
+    let compact = ResponseOptions {
+        pretty: false,
+        ..*opts
+    };
+    match render_response(route, encoded, &compact)? {
+        RenderedBody::Json(json) => sel.filter_json(&json, opts).map(RenderedBody::Json),
+        raw => Ok(raw),
     }
 }
 

@@ -19,7 +19,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::response::{RenderedBody, ResponseOptions, render_response};
+use super::partial_response::FieldSelection;
+use super::response::{RenderedBody, ResponseOptions, render_selected};
 use crate::routing::rules::Route;
 use crate::status::GatewayError;
 
@@ -71,6 +72,7 @@ pub struct StreamEncoder {
     opts: ResponseOptions,
     sent: u64,
     content_type: Option<String>,
+    fields: Option<FieldSelection>,
 }
 
 impl StreamEncoder {
@@ -84,7 +86,14 @@ impl StreamEncoder {
             },
             sent: 0,
             content_type: None,
+            fields: None,
         }
+    }
+
+    /// The same encoder writing only `fields` of each message (`$fields`).
+    pub fn with_fields(mut self, fields: Option<FieldSelection>) -> StreamEncoder {
+        self.fields = fields;
+        self
     }
 
     /// The format.
@@ -101,7 +110,7 @@ impl StreamEncoder {
     /// One message as its record.
     pub fn message(&mut self, route: &Route, encoded: &[u8]) -> Result<Bytes, GatewayError> {
         self.sent += 1;
-        let rendered = render_response(route, encoded, &self.opts)?;
+        let rendered = render_selected(route, encoded, &self.opts, self.fields.as_ref())?;
         let json = match rendered {
             RenderedBody::Raw { content_type, data } => {
                 self.content_type.get_or_insert(content_type);

@@ -20,7 +20,9 @@ use crate::gateway::Gateway;
 use crate::pipeline::{Dispatch, Exchange, Protocol};
 use crate::routing::{MatchError, Route, RouteMatch};
 use crate::status::GatewayError;
-use crate::transcode::{RenderedBody, RequestInput, build_request, render_response};
+use crate::transcode::response::render_selected;
+use crate::transcode::system_params::{self, Alt, SystemParams};
+use crate::transcode::{RenderedBody, RequestInput, build_request};
 
 mod head;
 mod stream;
@@ -66,6 +68,11 @@ async fn serve(
     let (parts, body) = req.into_parts();
     check_transfer_encoding(&parts.headers)?;
     let (route, hit) = resolve(gw, &parts)?;
+    let system = SystemParams::from_query(
+        route,
+        parts.uri.query(),
+        gw.request_options.limits.max_depth,
+    )?;
     let head_only = head::skips_stream(&parts.method, route);
     if let Some(target) = gw.route_targets.get(route.id) {
         exchange.resolve(if head_only {
@@ -88,15 +95,15 @@ async fn serve(
     };
     let response = exchange.dispatch(dispatch).await?;
     if route.method.is_server_streaming() {
-        let format = stream::format(gw, route.id, &parts.headers, parts.uri.query());
-        let started = stream::start(gw.clone(), route.id, response, format).await?;
+        let format = stream::format(gw, route.id, &parts.headers, system.alt == Alt::Sse);
+        let started = stream::start(gw.clone(), route.id, response, format, system).await?;
         if head_only {
             return Ok(Reply::Done(stream::head(&started)));
         }
         return Ok(Reply::Stream(started));
     }
     let reply = response.into_unary().await?;
-    encode(gw, route, &reply.metadata, &reply.message, pretty).map(Reply::Done)
+    encode(gw, route, &reply.metadata, &reply.message, pretty, &system).map(Reply::Done)
 }
 
 /// The one request message of a unary or server-streaming call: the body
@@ -176,10 +183,11 @@ fn encode(
     metadata: &tonic::metadata::MetadataMap,
     message: &[u8],
     pretty: bool,
+    system: &SystemParams,
 ) -> Result<Response<Body>, GatewayError> {
-    let mut opts = gw.response_options;
-    opts.pretty |= pretty;
-    let rendered = render_response(route, message, &opts)?;
+    let mut opts = system.response_options(gw.response_options);
+    opts.pretty |= pretty && system.pretty.is_none();
+    let rendered = render_selected(route, message, &opts, system.fields.as_ref())?;
     let mut headers = HeaderMap::new();
     response_headers(metadata, &mut headers);
     let (content_type, bytes) = match rendered {
@@ -197,9 +205,7 @@ fn encode(
 }
 
 fn wants_pretty(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "pretty" && v != "false" && v != "0")
-    })
+    system_params::wants_pretty(query)
 }
 
 /// Renders any gateway error in the JSON error shape, with the error's own

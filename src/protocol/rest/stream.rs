@@ -1,6 +1,8 @@
 //! Server streams over REST: NDJSON (the default), grpc-gateway envelopes,
 //! SSE (`Accept: text/event-stream` or `?alt=sse`, for browsers'
 //! `EventSource`, which cannot send headers), or an HttpBody's raw bytes.
+//! Each message honours the system parameters (`$fields`,
+//! `$alt=json;enum-encoding=int`, `$outputDefaults`).
 //!
 //! The headers wait for the first message: a status before it is an
 //! ordinary error answer (its HTTP status, the JSON error body). After it,
@@ -34,17 +36,19 @@ use crate::protocol::trailers::{ok_trailers, status_trailers, to_status};
 use crate::status::GatewayError;
 use crate::transcode::query::is_http_body;
 use crate::transcode::stream::{StreamEncoder, StreamFormat};
+use crate::transcode::system_params::SystemParams;
 
 type Events = BoxStream<'static, Result<CallEvent, GatewayError>>;
 
 /// The format a request asks for: SSE when `Accept` names
-/// `text/event-stream` or the query says `alt=sse`; raw bytes for HttpBody
-/// messages; else NDJSON (grpc-gateway envelopes when configured).
+/// `text/event-stream` or the query says `alt=sse` (`alt_sse`); raw bytes
+/// for HttpBody messages; else NDJSON (grpc-gateway envelopes when
+/// configured).
 pub(super) fn format(
     gw: &Gateway,
     route: usize,
     headers: &HeaderMap,
-    query: Option<&str>,
+    alt_sse: bool,
 ) -> StreamFormat {
     let out = gw.table.routes.get(route).map(|r| r.method.output());
     if out.as_ref().is_some_and(is_http_body) {
@@ -58,7 +62,6 @@ pub(super) fn format(
             v.split(',')
                 .any(|t| t.trim().starts_with("text/event-stream"))
         });
-    let alt_sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
     if accepts_sse || alt_sse {
         StreamFormat::Sse
     } else if gw.config.streaming.ndjson_envelope {
@@ -86,9 +89,11 @@ pub(super) async fn start(
     route: usize,
     response: CallResponse,
     format: StreamFormat,
+    system: SystemParams,
 ) -> Result<Started, GatewayError> {
     let r = gw.route(route)?;
-    let mut encoder = StreamEncoder::new(format, gw.response_options);
+    let opts = system.response_options(gw.response_options);
+    let mut encoder = StreamEncoder::new(format, opts).with_fields(system.fields);
     let mut events = response.events;
     let (first, ended) = match events.next().await {
         Some(Ok(CallEvent::Message(m))) => (Some(encoder.message(r, &m)?), None),
