@@ -508,7 +508,7 @@ fn well_known_types_take_valid_forms() {
         assert!((2..=3).contains(&lv.len()));
         assert_eq!(
             json["any"]["@type"],
-            "type.googleapis.com/google.protobuf.Empty"
+            "type.googleapis.com/google.rpc.ErrorInfo"
         );
         assert_eq!(json["empty"], json!({}));
         assert!((2..=4).contains(&json["tss"].as_array().expect("tss").len()));
