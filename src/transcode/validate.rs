@@ -11,7 +11,7 @@
 
 use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, ReflectMessage, Syntax, Value};
 
-use super::budget::{DecodeLimits, PROTOBUF_MAX_DEPTH, too_deep};
+use super::budget::{DecodeLimits, PROTOBUF_MAX_DEPTH};
 use crate::status::GatewayError;
 
 /// Refuses a message nested deeper than the limit or missing a required
@@ -31,12 +31,19 @@ use crate::status::GatewayError;
 pub fn check_message(msg: &DynamicMessage, limits: &DecodeLimits) -> Result<(), GatewayError> {
     let mut walk = Walk {
         max: limits.max_depth.min(PROTOBUF_MAX_DEPTH),
-        too_deep: false,
+        too_deep: None,
         missing: Vec::new(),
     };
     walk.message(msg, 1, &mut Vec::new());
-    if walk.too_deep {
-        return Err(too_deep(walk.max));
+    if let Some(field) = walk.too_deep {
+        return Err(GatewayError::bad_field(
+            field,
+            format!(
+                "nests deeper than {} levels as protobuf counts them (every message and map \
+                 entry is one; limits.max_depth, at most {PROTOBUF_MAX_DEPTH})",
+                walk.max
+            ),
+        ));
     }
     match walk.missing.first() {
         None => Ok(()),
@@ -60,16 +67,18 @@ enum Step<'a> {
 
 struct Walk {
     max: usize,
-    too_deep: bool,
+    /// The top-level field under which the message nests too deep.
+    too_deep: Option<String>,
     missing: Vec<String>,
 }
 
 impl Walk {
     fn message<'a>(&mut self, msg: &'a DynamicMessage, depth: usize, path: &mut Vec<Step<'a>>) {
-        if depth > self.max {
-            self.too_deep = true;
+        if self.too_deep.is_some() {
+            return;
         }
-        if self.too_deep {
+        if depth > self.max {
+            self.too_deep = Some(top(path));
             return;
         }
         self.required(msg, path);
@@ -104,7 +113,7 @@ impl Walk {
             return;
         }
         if depth + 1 > self.max {
-            self.too_deep = true;
+            self.too_deep = Some(top(path));
             return;
         }
         for (key, value) in entries {
@@ -127,6 +136,14 @@ impl Walk {
                 self.missing.push(display(path, field));
             }
         }
+    }
+}
+
+/// The first field of `path` (JSON name), or `body` at the root.
+fn top(path: &[Step<'_>]) -> String {
+    match path.first() {
+        Some(Step::Field(f)) => f.json_name().to_string(),
+        _ => "body".to_string(),
     }
 }
 
@@ -161,5 +178,41 @@ fn key_text(k: &MapKey) -> String {
         MapKey::U32(n) => n.to_string(),
         MapKey::U64(n) => n.to_string(),
         MapKey::String(s) => s.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(json: serde_json::Value) -> DynamicMessage {
+        let desc = crate::descriptors::example_pool()
+            .get_message_by_name("library.v1.Book")
+            .unwrap();
+        DynamicMessage::deserialize(desc, json).unwrap()
+    }
+
+    fn check(msg: &DynamicMessage, max_depth: usize) -> Result<(), GatewayError> {
+        let limits = DecodeLimits {
+            max_depth,
+            ..DecodeLimits::default()
+        };
+        check_message(msg, &limits)
+    }
+
+    #[test]
+    fn map_entries_and_messages_are_levels() {
+        let labels = book(serde_json::json!({"title": "t", "labels": {"a": "b"}}));
+        assert!(check(&labels, 2).is_ok());
+        let e = check(&labels, 1).unwrap_err();
+        assert!(
+            e.to_string().starts_with("labels: nests deeper than 1"),
+            "{e}"
+        );
+        let publisher = book(serde_json::json!({"publisher": {"name": "p"}}));
+        assert!(check(&publisher, 2).is_ok());
+        assert!(check(&publisher, 1).is_err());
+        // An empty map adds no level.
+        assert!(check(&book(serde_json::json!({"labels": {}})), 1).is_ok());
     }
 }
