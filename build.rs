@@ -16,18 +16,18 @@ const PROTOS: &[&str] = &[
     "google/rpc/error_details.proto",
 ];
 
-/// The include path for imports.
-const INCLUDE: &str = "descriptors";
+/// The include path for imports: the example, then the built-in Google protos.
+const INCLUDE: &[&str] = &["descriptors", "src/descriptors/builtin"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Only the .proto sources matter; watching all of `descriptors/` would rerun
     // this script (and rebuild the crate) whenever `library.binpb` is rewritten.
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed={INCLUDE}/library");
-    println!("cargo:rerun-if-changed={INCLUDE}/google");
+    println!("cargo:rerun-if-changed=descriptors/library");
+    println!("cargo:rerun-if-changed=src/descriptors/builtin/google/rpc");
 
     // protox is pure Rust: no protoc needed on the build machine.
-    let fds = protox::compile(PROTOS, [INCLUDE])?;
+    let fds = protox::compile(PROTOS, INCLUDE)?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

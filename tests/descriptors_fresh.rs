@@ -3,8 +3,9 @@
 //! The `.binpb` is checked in so that protogate can be pointed at it without
 //! compiling protos, and so that other tools can use it. It is the
 //! FileDescriptorSet of `library/v1/library.proto` with all imports and source
-//! info (comments), as compiled by protox. After changing any `.proto` under
-//! `descriptors/`, regenerate it with:
+//! info (comments), as compiled by protox, its google imports taken from the
+//! built-in copies in `src/descriptors/builtin`. After changing any `.proto`
+//! under `descriptors/` (or updating the built-in ones), regenerate it with:
 //!
 //! ```text
 //! PROTOGATE_BLESS=1 cargo test --test descriptors_fresh
@@ -18,8 +19,12 @@ const BINPB: &str = "descriptors/library.binpb";
 /// Compiles the bundled API exactly the way the checked-in file was made.
 fn compile() -> Vec<u8> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut compiler = protox::Compiler::new([root.join("descriptors")])
-        .unwrap_or_else(|err| panic!("cannot set up protox: {err}"));
+    let includes = [
+        root.join("descriptors"),
+        root.join("src/descriptors/builtin"),
+    ];
+    let mut compiler =
+        protox::Compiler::new(includes).unwrap_or_else(|err| panic!("cannot set up protox: {err}"));
     compiler.include_imports(true).include_source_info(true);
     compiler
         .open_file("library/v1/library.proto")

@@ -41,7 +41,7 @@ async fn gateway(dir: &Path, yaml: &str) -> LiveGateway {
     std::fs::write(&file, yaml).unwrap();
     let settings = Settings {
         descriptors: vec![DescriptorSource::Path(common::descriptors_dir())],
-        routes: Some(file),
+        routes: vec![file],
         watch: Some(false),
         ..Settings::default()
     };

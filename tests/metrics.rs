@@ -68,7 +68,7 @@ async fn scrape(admin: &str) -> Scrape {
 fn settings(routes: &Path) -> Settings {
     Settings {
         descriptors: vec![DescriptorSource::Path(common::descriptors_dir())],
-        routes: Some(routes.to_path_buf()),
+        routes: vec![routes.to_path_buf()],
         watch: Some(false),
         ..Settings::default()
     }

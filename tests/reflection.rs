@@ -127,7 +127,7 @@ async fn falls_back_to_v1alpha_and_follows_upstreams_with_reflection() {
     .unwrap();
     let gw = gateway(Settings {
         descriptors: vec![],
-        routes: Some(yaml),
+        routes: vec![yaml],
         ..Settings::default()
     })
     .await;

@@ -2,10 +2,12 @@
 //! FileDescriptorSets (`.binpb`, `.pb`, `.desc`), `.proto` sources compiled
 //! with protox, or directories of either.
 //!
-//! The google/api and google/rpc protos ship inside the binary, so
-//! `google.api.http` annotations and `google.rpc.Status` details resolve even
-//! when the user's descriptors do not carry them; a user's own copy of those
-//! files takes precedence.
+//! The common Google protos ship inside the binary ([`builtin`]), so real
+//! API protos resolve their imports with nothing else on disk; a user's own
+//! copy of one of those files takes precedence, with a notice. `.proto`
+//! sources compile like protoc's (see [`compile`]): named under an include
+//! root, imports searched along `-I`/`--proto-path` and the other
+//! directory sources.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,34 +18,13 @@ use prost_reflect::DescriptorPool;
 use prost_types::FileDescriptorProto;
 pub mod reflection;
 
-use protox::file::{
-    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
-};
-pub use reflection::Fetched;
+pub mod builtin;
+mod compile;
+mod same;
+pub mod services;
 
-/// The bundled google/api and google/rpc protos: (import name, source).
-const BUNDLED: &[(&str, &str)] = &[
-    (
-        "google/api/annotations.proto",
-        include_str!("../../descriptors/google/api/annotations.proto"),
-    ),
-    (
-        "google/api/http.proto",
-        include_str!("../../descriptors/google/api/http.proto"),
-    ),
-    (
-        "google/api/httpbody.proto",
-        include_str!("../../descriptors/google/api/httpbody.proto"),
-    ),
-    (
-        "google/rpc/status.proto",
-        include_str!("../../descriptors/google/rpc/status.proto"),
-    ),
-    (
-        "google/rpc/error_details.proto",
-        include_str!("../../descriptors/google/rpc/error_details.proto"),
-    ),
-];
+pub use reflection::Fetched;
+pub use services::ServiceFilter;
 
 /// Why descriptors could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +87,31 @@ pub enum DescriptorError {
         /// The paths, comma separated.
         paths: String,
     },
+    /// More than one problem, one per line.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<DescriptorError>),
+}
+
+impl DescriptorError {
+    /// One error as itself, several as [`DescriptorError::Several`].
+    pub(crate) fn several(mut errors: Vec<DescriptorError>) -> DescriptorError {
+        match errors.len() {
+            1 => errors.remove(0),
+            _ => DescriptorError::Several(errors),
+        }
+    }
+}
+
+/// How `.proto` sources are found and which services are served.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadOptions {
+    /// Include roots (`-I`/`--proto-path`), searched in order for imports
+    /// and for the import names of `.proto` files given by path.
+    pub proto_path: Vec<PathBuf>,
+    /// The `services:` allow-list. When it is set, a directory source
+    /// compiles only the files that define an allowed service (and their
+    /// imports), not every file under it.
+    pub services: ServiceFilter,
 }
 
 /// The loaded pool and the files that went into it.
@@ -119,6 +125,9 @@ pub struct Descriptors {
     pub missing: Vec<String>,
     /// The services each reflection server listed, by URL.
     pub reflected_services: BTreeMap<String, Vec<String>>,
+    /// Things worth telling the operator that are not errors (a user file
+    /// used instead of a built-in one).
+    pub notices: Vec<String>,
 }
 
 impl Descriptors {
@@ -129,6 +138,7 @@ impl Descriptors {
             sources: Vec::new(),
             missing: Vec::new(),
             reflected_services: BTreeMap::new(),
+            notices: Vec::new(),
         }
     }
 }
@@ -235,45 +245,59 @@ pub fn load_sources(
     sources: &[DescriptorSource],
     reflected: &Reflected,
 ) -> Result<Descriptors, DescriptorError> {
+    load_with(sources, reflected, &LoadOptions::default())
+}
+
+/// [`load_sources`] with include paths and a service allow-list. Every
+/// problem found is reported, not only the first.
+pub fn load_with(
+    sources: &[DescriptorSource],
+    reflected: &Reflected,
+    opts: &LoadOptions,
+) -> Result<Descriptors, DescriptorError> {
     let mut files: BTreeMap<String, Entry> = BTreeMap::new();
-    for f in bundled_files()? {
-        files.insert(
-            f.file.name().to_string(),
-            Entry {
-                raw: f,
-                origin: "built-in".into(),
-                bundled: true,
-            },
-        );
-    }
-    let mut read = Vec::new();
-    let mut missing = Vec::new();
-    let mut reflected_services = BTreeMap::new();
+    let mut out = Descriptors::from_pool(DescriptorPool::new());
+    let mut errors = Vec::new();
+    let include = include_roots(sources, opts);
     for source in sources {
         let sets = match source {
-            DescriptorSource::Path(path) => read_path(path, &mut read)?,
+            DescriptorSource::Path(path) => match read_path(path, &include, opts, &mut out.sources)
+            {
+                Ok(sets) => sets,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
             DescriptorSource::Reflection(url) => match reflected.get(url) {
                 Some(Ok(fetched)) => {
-                    reflected_services.insert(url.clone(), fetched.services.clone());
-                    vec![(source.to_string(), reflected_files(url, &fetched.files)?)]
+                    out.reflected_services
+                        .insert(url.clone(), fetched.services.clone());
+                    let set = reflected_files(url, &fetched.files)?;
+                    vec![(source.to_string(), set.into_iter().map(user).collect())]
                 }
                 Some(Err(why)) => {
-                    missing.push(format!("{source}: {why}"));
+                    out.missing.push(format!("{source}: {why}"));
                     continue;
                 }
                 None => {
-                    missing.push(format!("{source}: not fetched yet"));
+                    out.missing.push(format!("{source}: not fetched yet"));
                     continue;
                 }
             },
         };
         for (origin, set) in sets {
-            for file in set {
-                merge(&mut files, file, &origin)?;
+            for (file, bundled) in set {
+                if let Err(e) = merge(&mut files, file, &origin, bundled) {
+                    errors.push(e);
+                }
             }
         }
     }
-    if missing.is_empty() && files.values().all(|e| e.bundled) {
+    if !errors.is_empty() {
+        return Err(DescriptorError::several(errors));
+    }
+    if out.missing.is_empty() && files.values().all(|e| e.bundled) {
         return Err(DescriptorError::Empty {
             paths: sources
                 .iter()
@@ -282,20 +306,83 @@ pub fn load_sources(
                 .join(", "),
         });
     }
+    add_builtins(&mut files, &mut out.notices)?;
+    out.pool = build_pool(&files)?;
+    Ok(out)
+}
+
+/// A user's file (not built in).
+fn user(raw: RawFile) -> (RawFile, bool) {
+    (raw, false)
+}
+
+/// The include path for every compile: `-I` roots, then every directory
+/// source (so that directories see each other's imports).
+fn include_roots(sources: &[DescriptorSource], opts: &LoadOptions) -> Vec<PathBuf> {
+    let mut roots = opts.proto_path.clone();
+    for s in sources {
+        if let DescriptorSource::Path(p) = s
+            && p.is_dir()
+            && !roots.contains(p)
+        {
+            roots.push(p.clone());
+        }
+    }
+    roots
+}
+
+/// Adds the built-in files the pool needs that no source provided, and
+/// says where a source's copy of a built-in file is used instead.
+fn add_builtins(
+    files: &mut BTreeMap<String, Entry>,
+    notices: &mut Vec<String>,
+) -> Result<(), DescriptorError> {
+    let invalid = |message: String| DescriptorError::Invalid { message };
+    let wanted: Vec<String> = files
+        .values()
+        .flat_map(|e| e.raw.file.dependency.iter().cloned())
+        .collect();
+    let wanted = wanted
+        .iter()
+        .map(String::as_str)
+        .chain(files.keys().map(String::as_str));
+    for builtin in builtin::needed(wanted).map_err(invalid)? {
+        let name = builtin.file.name().to_string();
+        match files.get(&name) {
+            Some(e) if !e.bundled => {
+                if !same::same_definition(&e.raw, &builtin) {
+                    notices.push(format!(
+                        "{name} from {} is used instead of the built-in copy",
+                        e.origin
+                    ));
+                }
+            }
+            Some(_) => {}
+            None => {
+                files.insert(
+                    name,
+                    Entry {
+                        raw: builtin,
+                        origin: "built-in".into(),
+                        bundled: true,
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build_pool(files: &BTreeMap<String, Entry>) -> Result<DescriptorPool, DescriptorError> {
     let ordered = RawSet {
-        file: topological(&files),
+        file: topological(files),
     };
     let mut pool = DescriptorPool::new();
     pool.decode_file_descriptor_set(ordered.encode_to_vec().as_slice())
         .map_err(|e| DescriptorError::Invalid {
             message: e.to_string(),
         })?;
-    Ok(Descriptors {
-        pool,
-        sources: read,
-        missing,
-        reflected_services,
-    })
+    Ok(pool)
 }
 
 fn reflected_files(url: &str, raw: &[Bytes]) -> Result<Vec<RawFile>, DescriptorError> {
@@ -315,52 +402,45 @@ fn reflected_files(url: &str, raw: &[Bytes]) -> Result<Vec<RawFile>, DescriptorE
         .collect()
 }
 
-/// True for files the gateway has built in (google/api, google/rpc and the
-/// well-known types): imports of them always resolve.
-pub fn is_bundled_name(name: &str) -> bool {
-    name.starts_with("google/protobuf/") || BUNDLED.iter().any(|(n, _)| *n == name)
-}
-
 /// True for the file names a descriptor directory is searched for.
 pub fn is_descriptor_file(path: &Path) -> bool {
     kind(path).is_some()
 }
 
+/// Adds one file under its name. A built-in file never replaces another;
+/// a user's file replaces a built-in one; two user files of one name must
+/// define the same thing.
 fn merge(
     files: &mut BTreeMap<String, Entry>,
     file: RawFile,
     origin: &str,
+    bundled: bool,
 ) -> Result<(), DescriptorError> {
     let name = file.file.name().to_string();
-    if let Some(existing) = files.get(&name)
-        && !existing.bundled
-    {
-        if strip(&existing.raw.file) != strip(&file.file) {
-            return Err(DescriptorError::DuplicateFile {
-                name,
-                first: existing.origin.clone(),
-                second: origin.to_string(),
-            });
+    if let Some(existing) = files.get(&name) {
+        if bundled {
+            return Ok(());
         }
-        return Ok(());
+        if !existing.bundled {
+            if !same::same_definition(&existing.raw, &file) {
+                return Err(DescriptorError::DuplicateFile {
+                    name,
+                    first: existing.origin.clone(),
+                    second: origin.to_string(),
+                });
+            }
+            return Ok(());
+        }
     }
     files.insert(
         name,
         Entry {
             raw: file,
             origin: origin.to_string(),
-            bundled: false,
+            bundled,
         },
     );
     Ok(())
-}
-
-/// A file without source info: the same definitions compiled with and
-/// without comments compare equal.
-fn strip(f: &FileDescriptorProto) -> FileDescriptorProto {
-    let mut f = f.clone();
-    f.source_code_info = None;
-    f
 }
 
 /// Dependencies before dependents, as prost-reflect requires.
@@ -389,54 +469,124 @@ fn topological(files: &BTreeMap<String, Entry>) -> Vec<Bytes> {
     out
 }
 
-type Sets = Vec<(String, Vec<RawFile>)>;
+/// Files by origin, each with whether it is built in.
+type Sets = Vec<(String, Vec<(RawFile, bool)>)>;
 
-fn read_path(path: &Path, sources: &mut Vec<PathBuf>) -> Result<Sets, DescriptorError> {
+fn read_path(
+    path: &Path,
+    include: &[PathBuf],
+    opts: &LoadOptions,
+    sources: &mut Vec<PathBuf>,
+) -> Result<Sets, DescriptorError> {
     let meta = std::fs::metadata(path).map_err(|source| DescriptorError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     if meta.is_dir() {
-        let mut found = Vec::new();
-        walk(path, &mut found)?;
-        found.sort();
-        let mut sets = Vec::new();
-        let mut protos = Vec::new();
-        for f in found {
-            match kind(&f) {
-                Some(Kind::Set) => {
-                    sets.push((f.display().to_string(), read_set(&f)?));
-                    sources.push(f);
-                }
-                Some(Kind::Proto) => protos.push(f),
-                None => {}
-            }
-        }
-        if !protos.is_empty() {
-            sets.push((path.display().to_string(), compile(path, &protos)?));
-            sources.extend(protos);
-        }
-        return Ok(sets);
+        return read_dir(path, include, opts, sources);
     }
-    let set = match kind(path) {
-        Some(Kind::Set) => read_set(path)?,
+    match kind(path) {
+        Some(Kind::Set) => {
+            let set = read_set(path)?;
+            sources.push(path.to_path_buf());
+            Ok(vec![(
+                path.display().to_string(),
+                set.into_iter().map(user).collect(),
+            )])
+        }
         Some(Kind::Proto) => {
-            let root = path.parent().unwrap_or(Path::new("."));
-            let root = if root.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                root
-            };
-            compile(root, &[path.to_path_buf()])?
+            let unit = single_file_unit(path, &opts.proto_path)?;
+            let set = compiled(compile::compile(&unit, include)?, sources);
+            Ok(vec![(path.display().to_string(), set)])
         }
-        None => {
-            return Err(DescriptorError::UnsupportedFile {
-                path: path.to_path_buf(),
-            });
-        }
+        None => Err(DescriptorError::UnsupportedFile {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Every descriptor set under `dir`, and its `.proto` files compiled as one
+/// unit rooted at `dir` (only those defining an allowed service when there
+/// is an allow-list).
+fn read_dir(
+    dir: &Path,
+    include: &[PathBuf],
+    opts: &LoadOptions,
+    sources: &mut Vec<PathBuf>,
+) -> Result<Sets, DescriptorError> {
+    let mut found = Vec::new();
+    walk(dir, &mut found)?;
+    found.sort();
+    let mut sets = Vec::new();
+    let mut unit = compile::Unit {
+        root: dir.to_path_buf(),
+        files: Vec::new(),
     };
-    sources.push(path.to_path_buf());
-    Ok(vec![(path.display().to_string(), set)])
+    for f in found {
+        match kind(&f) {
+            Some(Kind::Set) => {
+                let set = read_set(&f)?;
+                sets.push((f.display().to_string(), set.into_iter().map(user).collect()));
+                sources.push(f);
+            }
+            Some(Kind::Proto) => {
+                let Some(name) = f.strip_prefix(dir).ok().and_then(compile::import_name) else {
+                    continue;
+                };
+                if opts.services.is_empty() || opts.services.wants_file(&name, &f) {
+                    unit.files.push((name, f));
+                }
+            }
+            None => {}
+        }
+    }
+    if !unit.files.is_empty() {
+        let set = compiled(compile::compile(&unit, include)?, sources);
+        sets.push((dir.display().to_string(), set));
+    }
+    Ok(sets)
+}
+
+/// A `.proto` file given by path is named under the first `-I` root that
+/// holds it, else by its file name in its own directory (the same file
+/// seen through two roots would otherwise get two names).
+fn single_file_unit(path: &Path, proto_path: &[PathBuf]) -> Result<compile::Unit, DescriptorError> {
+    if let Some((root, name)) = compile::name_under(path, proto_path) {
+        return Ok(compile::Unit {
+            root,
+            files: vec![(name, path.to_path_buf())],
+        });
+    }
+    let root = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        DescriptorError::UnsupportedFile {
+            path: path.to_path_buf(),
+        }
+    })?;
+    Ok(compile::Unit {
+        root,
+        files: vec![(name.to_string(), path.to_path_buf())],
+    })
+}
+
+/// Compiled files, built-in ones marked; the files read from disk join
+/// `sources` (imports included, so that editing one triggers a reload).
+fn compiled(files: Vec<compile::Compiled>, sources: &mut Vec<PathBuf>) -> Vec<(RawFile, bool)> {
+    files
+        .into_iter()
+        .map(|c| match c.path {
+            Some(p) => {
+                if !sources.contains(&p) {
+                    sources.push(p);
+                }
+                (c.raw, false)
+            }
+            None => (c.raw, true),
+        })
+        .collect()
 }
 
 enum Kind {
@@ -504,60 +654,6 @@ fn split_set(bytes: &[u8]) -> Result<Vec<RawFile>, prost::DecodeError> {
         .collect()
 }
 
-/// Compiles `.proto` files with `root` as the include path; imports missing
-/// there come from the bundled google protos and protox's well-known types.
-fn compile(root: &Path, protos: &[PathBuf]) -> Result<Vec<RawFile>, DescriptorError> {
-    let mut resolver = ChainFileResolver::new();
-    resolver.add(IncludeFileResolver::new(root.to_path_buf()));
-    resolver.add(BundledResolver);
-    resolver.add(GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.include_imports(true).include_source_info(true);
-    for p in protos {
-        compiler
-            .open_file(p)
-            .map_err(|e| DescriptorError::Compile {
-                path: p.clone(),
-                message: e.to_string(),
-            })?;
-    }
-    split_set(&compiler.encode_file_descriptor_set()).map_err(|e| DescriptorError::Compile {
-        path: root.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-struct BundledResolver;
-
-impl FileResolver for BundledResolver {
-    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match BUNDLED.iter().find(|(n, _)| *n == name) {
-            Some((n, src)) => File::from_source(n, src),
-            None => Err(protox::Error::file_not_found(name)),
-        }
-    }
-}
-
-fn bundled_files() -> Result<Vec<RawFile>, DescriptorError> {
-    let mut resolver = ChainFileResolver::new();
-    resolver.add(BundledResolver);
-    resolver.add(GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.include_imports(true);
-    for (name, _) in BUNDLED {
-        compiler
-            .open_file(name)
-            .map_err(|e| DescriptorError::Compile {
-                path: PathBuf::from(name),
-                message: e.to_string(),
-            })?;
-    }
-    split_set(&compiler.encode_file_descriptor_set()).map_err(|e| DescriptorError::Compile {
-        path: PathBuf::from("built-in"),
-        message: e.to_string(),
-    })
-}
-
 /// The bundled example's descriptors, for unit tests.
 #[cfg(test)]
 pub(crate) fn example_pool() -> DescriptorPool {
@@ -571,10 +667,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bundled_protos_compile() {
-        let files = bundled_files().unwrap();
-        let names: Vec<&str> = files.iter().map(|f| f.file.name()).collect();
-        assert!(names.contains(&"google/rpc/error_details.proto"));
-        assert!(names.contains(&"google/protobuf/descriptor.proto"));
+    fn the_example_pool_has_the_annotations_and_error_types() {
+        let pool = example_pool();
+        assert!(pool.get_extension_by_name("google.api.http").is_some());
+        assert!(pool.get_message_by_name("google.rpc.BadRequest").is_some());
+        // Built-in files nothing imports stay out.
+        assert!(pool.get_file_by_name("google/type/money.proto").is_none());
     }
 }

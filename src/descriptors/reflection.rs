@@ -147,7 +147,7 @@ impl Session {
             // Files the gateway has built in (well-known types, google/api,
             // google/rpc) may be missing on the server: the loader has them.
             if let Err(e) = add_files(answer, &mut files)
-                && !super::is_bundled_name(&dep)
+                && !super::builtin::is_builtin_name(&dep)
             {
                 return Err(format!("dependency {dep}: {e}"));
             }

@@ -16,7 +16,7 @@ use crate::watch::WatchPath;
 /// update swaps the `..data` symlink beside the file, never the file itself.
 pub fn watch_paths(settings: &Settings) -> Vec<WatchPath> {
     let mut out = BTreeSet::new();
-    if let Some(routes) = &settings.routes {
+    for routes in &settings.routes {
         out.insert(WatchPath {
             path: parent(routes),
             recursive: false,
@@ -43,7 +43,7 @@ fn parent(file: &Path) -> PathBuf {
 /// and bytes); unreadable files hash as missing.
 pub fn fingerprint(settings: &Settings) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    if let Some(routes) = &settings.routes {
+    for routes in &settings.routes {
         hash_file(routes, &mut h);
     }
     for p in settings.descriptors.iter().filter_map(|s| s.as_path()) {
