@@ -56,6 +56,16 @@ async fn alt_json_with_int_enums_as_google_clients_send_it() {
     for q in ["alt=json", "$alt=json", "%24alt=json"] {
         assert_eq!(ok(&env.get(&format!("{BOOK}?{q}")).await), plain, "{q}");
     }
+    // Also where the body binds every field (`body: "*"`): the query binds
+    // nothing there, yet the parameter is read, not refused.
+    let moved = env
+        .send_json(
+            "POST",
+            "/v1/shelves/1/books/1:move?%24alt=json%3Benum-encoding%3Dint",
+            r#"{"otherShelfName":"shelves/2"}"#,
+        )
+        .await;
+    assert!(ok(&moved)["genre"].is_i64(), "{}", moved.text());
     // On a list, every enum.
     let list = ok(&env.get("/v1/books?$alt=json;enum-encoding=int").await);
     let books = list["books"].as_array().unwrap();
