@@ -9,7 +9,9 @@ use prost_reflect::{
     DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor, ReflectMessage,
     Value,
 };
-use protogate::upstream::mock::generate::{DEFAULT_MAX_DEPTH, Generator, MAX_PAGE_SIZE};
+use protogate::upstream::mock::generate::{
+    DEFAULT_MAX_DEPTH, GENERATED_COLLECTION_LEN, Generator, MAX_PAGE_SIZE,
+};
 use serde_json::json;
 
 /// A test API with every scalar type, oneofs, maps with every key type,
@@ -780,6 +782,30 @@ fn respond_echoes_bound_values() {
 }
 
 #[test]
+fn reading_every_page_of_a_generated_list_ends() {
+    let g = Generator::new(1);
+    let list = method("ListBooks");
+    let (mut token, mut names) = (String::new(), Vec::new());
+    for _ in 0..GENERATED_COLLECTION_LEN + 1 {
+        let req = request(
+            "ListBooks",
+            json!({"parent": "shelves/7", "pageSize": 4, "pageToken": token}),
+        );
+        let page = to_json(&g.respond(&list, &req, &key(&list, &req)));
+        for b in page["books"].as_array().expect("books") {
+            names.push(b["name"].as_str().expect("name").to_owned());
+        }
+        token = page["nextPageToken"].as_str().unwrap_or("").to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(token.is_empty(), "still paging after {} books", names.len());
+    assert_eq!(names.len(), GENERATED_COLLECTION_LEN);
+    assert_eq!(names.last().map(String::as_str), Some("shelves/7/books/25"));
+}
+
+#[test]
 fn list_responses_honour_page_size_parent_and_token() {
     let g = Generator::new(1);
     let list = method("ListBooks");
@@ -824,12 +850,14 @@ fn list_responses_honour_page_size_parent_and_token() {
         );
     }
 
+    // A page as large as the whole collection is its last.
     let req = request("ListBooks", json!({"pageSize": 1000}));
     let page = to_json(&g.respond(&list, &req, &key(&list, &req)));
     assert_eq!(
         page["books"].as_array().expect("books").len(),
-        MAX_PAGE_SIZE
+        GENERATED_COLLECTION_LEN.min(MAX_PAGE_SIZE)
     );
+    assert_eq!(page.get("nextPageToken"), None, "{page}");
 
     let shelves = method("ListShelves");
     let req = request("ListShelves", json!({"pageSize": 2}));

@@ -12,7 +12,10 @@ use super::resource::{
     collection_of, decode_token, encode_token, fill_pattern, name_field, pattern_or_default,
     random_id,
 };
-use super::{DEFAULT_PAGE_SIZE, Draw, MAX_PAGE_SIZE, is_well_known, put, set};
+use super::{
+    DEFAULT_PAGE_SIZE, Draw, GENERATED_COLLECTION_LEN, MAX_PAGE_SIZE, is_well_known, put, set,
+};
+use crate::upstream::mock::resource_fields::parent_field_for;
 
 /// Makes a generated response agree with `request` (see the module docs):
 /// the request's copy of the resource wins, bound values come back, and a
@@ -46,7 +49,9 @@ pub(super) fn echo(
     // A Create-like request names the new resource by its parent and id
     // (AIP-133: the name inside the request's resource is ignored).
     if !named_by_request && let Some(nf) = name_field(out) {
-        let parent = string_field(request, "parent").filter(|p| !p.is_empty());
+        let parent = parent_field_for(&request.descriptor(), out)
+            .and_then(|f| string_field(request, f.name()))
+            .filter(|p| !p.is_empty());
         let id_field = format!("{}_id", snake_case(out.name()));
         let id = string_field(request, &id_field).filter(|i| !i.is_empty());
         if parent.is_some() || id.is_some() {
@@ -66,7 +71,8 @@ pub(super) fn echo(
 
 impl Draw {
     /// Fills the list of a List-like response: `page_size` elements numbered
-    /// on from `page_token`, named under `parent`, and a next page token.
+    /// on from `page_token`, named under the parent, and a next page token
+    /// unless the page reaches the end of the collection.
     pub(super) fn page(
         &self,
         resp: &mut DynamicMessage,
@@ -88,11 +94,14 @@ impl Draw {
         let offset = string_field(request, "page_token")
             .and_then(|t| decode_token(&t))
             .unwrap_or(0);
-        let parent = string_field(request, "parent").filter(|p| !p.is_empty());
+        let parent = parent_field_for(&request.descriptor(), elem)
+            .and_then(|f| string_field(request, f.name()))
+            .filter(|p| !p.is_empty());
         let collection = lower_camel(list.name());
         let name = name_field(elem);
         let holder = singularize(list.name());
-        let items = (offset..offset + size)
+        let end = (offset + size).min(GENERATED_COLLECTION_LEN);
+        let items = (offset..end)
             .map(|idx| {
                 let mut m =
                     self.message(elem, &format!("{}[{idx}]", list.name()), 1, Some(&holder));
@@ -107,11 +116,13 @@ impl Draw {
             })
             .collect();
         put(resp, list, Value::List(items));
-        set(
-            resp,
-            "next_page_token",
-            Value::String(encode_token(offset + size)),
-        );
+        // The last page says so: pagers that read every page must end.
+        let next = if end < GENERATED_COLLECTION_LEN {
+            encode_token(end)
+        } else {
+            String::new()
+        };
+        set(resp, "next_page_token", Value::String(next));
     }
 }
 

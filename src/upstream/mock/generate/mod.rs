@@ -90,8 +90,11 @@
 //! response `{parent}/{collection}/{id}`. A List-like response (a repeated
 //! message field plus `next_page_token`) holds `page_size` elements (default
 //! [`DEFAULT_PAGE_SIZE`], at most [`MAX_PAGE_SIZE`]) named
-//! `{parent}/{collection}/{n}` when the request has a `parent`, numbered on
-//! from the request's `page_token`, and always has a `next_page_token`.
+//! `{parent}/{collection}/{n}` when the request has a parent (`parent`, or
+//! the field the annotations or the resource pattern name, like Pub/Sub's
+//! `project`), numbered on from the request's `page_token`. A generated
+//! collection holds [`GENERATED_COLLECTION_LEN`] elements: the last page has
+//! an empty `next_page_token`, so a client's pager that reads every page ends.
 
 // This file: the public API and the generation core (seeded streams,
 // walking messages, lists and maps). Each value comes from a child:
@@ -130,6 +133,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 3;
 
 /// The most elements a generated List response holds, whatever `page_size` says.
 pub const MAX_PAGE_SIZE: usize = 50;
+
+/// Elements in a generated collection, over all its pages.
+pub const GENERATED_COLLECTION_LEN: usize = 25;
 
 /// Generates deterministic, realistic messages from descriptors.
 ///
