@@ -42,7 +42,7 @@ async fn alt_json_with_int_enums_as_google_clients_send_it() {
     let env = Env::start().await;
     let plain = ok(&env.get(BOOK).await);
     assert!(plain["genre"].is_string(), "{plain}");
-    // What google-api-core's REST transport puts on every call, encoded.
+    // What Google's generated Python REST transports put on every call, encoded.
     let ints = ok(&env
         .get(&format!("{BOOK}?%24alt=json%3Benum-encoding%3Dint"))
         .await);

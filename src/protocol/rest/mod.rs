@@ -68,11 +68,6 @@ async fn serve(
     let (parts, body) = req.into_parts();
     check_transfer_encoding(&parts.headers)?;
     let (route, hit) = resolve(gw, &parts)?;
-    let system = SystemParams::from_query(
-        route,
-        parts.uri.query(),
-        gw.request_options.limits.max_depth,
-    )?;
     let head_only = head::skips_stream(&parts.method, route);
     if let Some(target) = gw.route_targets.get(route.id) {
         exchange.resolve(if head_only {
@@ -81,6 +76,12 @@ async fn serve(
             target.clone()
         });
     }
+    // After resolving, so a 400 here is counted and logged with its route.
+    let system = SystemParams::from_query(
+        route,
+        parts.uri.query(),
+        gw.request_options.limits.max_depth,
+    )?;
 
     let requests = if route.method.is_client_streaming() {
         upload::requests(gw.clone(), route.id, hit.bindings, &parts, body)?
