@@ -344,3 +344,37 @@ fn the_command_line_takes_include_paths_and_an_allow_list() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("acme.shelf.v1.Shelves.GetShelf"), "{out}");
 }
+
+#[test]
+fn a_directory_under_an_include_root_is_named_from_that_root() {
+    // grpc-gateway's layout: files import each other by their full path.
+    let root = tempfile::tempdir().unwrap();
+    write(
+        root.path(),
+        "examples/proto/sub/message.proto",
+        "syntax = \"proto3\"; package ex.sub; message Msg { string s = 1; }",
+    );
+    write(
+        root.path(),
+        "examples/proto/pb/echo.proto",
+        "syntax = \"proto3\"; package ex.pb; import \"examples/proto/sub/message.proto\";\n\
+         import \"examples/proto/pb/types.proto\";\n\
+         service Echo { rpc Echo(ex.sub.Msg) returns (Reply); }",
+    );
+    write(
+        root.path(),
+        "examples/proto/pb/types.proto",
+        "syntax = \"proto3\"; package ex.pb; message Reply { string s = 1; }",
+    );
+    let dir = root.path().join("examples/proto/pb");
+    let d = load(&[&dir], &[root.path()], &[]).unwrap();
+    assert!(
+        d.pool
+            .get_file_by_name("examples/proto/pb/echo.proto")
+            .is_some()
+    );
+    assert!(
+        d.pool.get_file_by_name("types.proto").is_none(),
+        "one name per file"
+    );
+}

@@ -28,6 +28,7 @@ const SOURCES: &[(&str, &str)] = builtin!(
     "google/api/resource.proto",
     "google/api/routing.proto",
     "google/api/visibility.proto",
+    "google/cloud/extended_operations.proto",
     "google/cloud/location/locations.proto",
     "google/iam/v1/iam_policy.proto",
     "google/iam/v1/options.proto",

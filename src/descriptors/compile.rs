@@ -85,7 +85,8 @@ fn explain(message: String) -> String {
     }
 }
 
-/// The import name of `file` under the first of `roots` that holds it.
+/// The import name of `file` (or a directory) under the first of `roots`
+/// that holds it.
 pub(super) fn name_under(file: &Path, roots: &[PathBuf]) -> Option<(PathBuf, String)> {
     let abs = std::fs::canonicalize(file).ok()?;
     roots.iter().find_map(|root| {

@@ -496,8 +496,7 @@ fn read_path(
         }
         Some(Kind::Proto) => {
             let unit = single_file_unit(path, &opts.proto_path)?;
-            let set = compiled(compile::compile(&unit, include)?, sources);
-            Ok(vec![(path.display().to_string(), set)])
+            Ok(compiled(compile::compile(&unit, include)?, sources))
         }
         None => Err(DescriptorError::UnsupportedFile {
             path: path.to_path_buf(),
@@ -506,8 +505,9 @@ fn read_path(
 }
 
 /// Every descriptor set under `dir`, and its `.proto` files compiled as one
-/// unit rooted at `dir` (only those defining an allowed service when there
-/// is an allow-list).
+/// unit (only those defining an allowed service when there is an
+/// allow-list). The unit is rooted at the first `-I` root holding `dir`, as
+/// protoc names files, else at `dir` itself.
 fn read_dir(
     dir: &Path,
     include: &[PathBuf],
@@ -518,8 +518,13 @@ fn read_dir(
     walk(dir, &mut found)?;
     found.sort();
     let mut sets = Vec::new();
+    let (root, prefix) = match compile::name_under(dir, &opts.proto_path) {
+        Some((root, rel)) if !rel.is_empty() => (root, format!("{rel}/")),
+        Some((root, _)) => (root, String::new()),
+        None => (dir.to_path_buf(), String::new()),
+    };
     let mut unit = compile::Unit {
-        root: dir.to_path_buf(),
+        root,
         files: Vec::new(),
     };
     for f in found {
@@ -530,9 +535,10 @@ fn read_dir(
                 sources.push(f);
             }
             Some(Kind::Proto) => {
-                let Some(name) = f.strip_prefix(dir).ok().and_then(compile::import_name) else {
+                let Some(rel) = f.strip_prefix(dir).ok().and_then(compile::import_name) else {
                     continue;
                 };
+                let name = format!("{prefix}{rel}");
                 if opts.services.is_empty() || opts.services.wants_file(&name, &f) {
                     unit.files.push((name, f));
                 }
@@ -541,8 +547,7 @@ fn read_dir(
         }
     }
     if !unit.files.is_empty() {
-        let set = compiled(compile::compile(&unit, include)?, sources);
-        sets.push((dir.display().to_string(), set));
+        sets.extend(compiled(compile::compile(&unit, include)?, sources));
     }
     Ok(sets)
 }
@@ -572,19 +577,21 @@ fn single_file_unit(path: &Path, proto_path: &[PathBuf]) -> Result<compile::Unit
     })
 }
 
-/// Compiled files, built-in ones marked; the files read from disk join
-/// `sources` (imports included, so that editing one triggers a reload).
-fn compiled(files: Vec<compile::Compiled>, sources: &mut Vec<PathBuf>) -> Vec<(RawFile, bool)> {
+/// Compiled files, each under the path it was read from (built-in ones
+/// marked); those files join `sources` (imports included, so that editing
+/// one triggers a reload).
+fn compiled(files: Vec<compile::Compiled>, sources: &mut Vec<PathBuf>) -> Sets {
     files
         .into_iter()
         .map(|c| match c.path {
             Some(p) => {
+                let origin = p.display().to_string();
                 if !sources.contains(&p) {
                     sources.push(p);
                 }
-                (c.raw, false)
+                (origin, vec![(c.raw, false)])
             }
-            None => (c.raw, true),
+            None => ("built-in".to_string(), vec![(c.raw, true)]),
         })
         .collect()
 }
