@@ -77,10 +77,41 @@ async fn alt_json_with_int_enums_as_google_clients_send_it() {
 }
 
 #[tokio::test]
+async fn alt_proto_answers_binary_protobuf() {
+    let env = Env::start().await;
+    let pool = common::pool();
+    let decode = |r: &Reply, ty: &str| {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+        let desc = pool.get_message_by_name(ty).unwrap();
+        let msg = prost_reflect::DynamicMessage::decode(desc, &r.body[..]).unwrap();
+        serde_json::to_value(&msg).unwrap()
+    };
+    let json = ok(&env.get(BOOK).await);
+    let proto = decode(
+        &env.get(&format!("{BOOK}?alt=proto")).await,
+        "library.v1.Book",
+    );
+    assert_eq!(proto, json);
+    // With a response_body, the body's message.
+    let stats = ok(&env.get("/v1/shelves/1/stats").await);
+    let r = env.get("/v1/shelves/1/stats?$alt=proto").await;
+    assert_eq!(decode(&r, "library.v1.ShelfStats"), stats);
+    // Not for streams, and not filtered by fields.
+    for (q, field) in [
+        ("/v1/shelves/1/books:stream?alt=proto", "alt"),
+        ("/v1/shelves/1/books/1?alt=proto&fields=title", "fields"),
+        ("/v1/shelves/1/books/1?$fields=title&$alt=proto", "$alt"),
+    ] {
+        let why = bad(&env.get(q).await, field);
+        assert!(why.contains("proto"), "{q}: {why}");
+    }
+}
+
+#[tokio::test]
 async fn other_alt_values_are_a_clear_400() {
     let env = Env::start().await;
     for (q, field) in [
-        ("alt=proto", "alt"),
         ("$alt=media", "$alt"),
         ("alt=xml", "alt"),
         ("$alt=json;enum-encoding=nope", "$alt"),

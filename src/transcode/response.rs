@@ -2,6 +2,7 @@
 //! the raw bytes of a google.api.HttpBody.
 
 use bytes::Bytes;
+use prost::Message as _;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, SerializeOptions,
     Value,
@@ -89,17 +90,37 @@ pub fn render_response(
         return Ok(RenderedBody::Json(json));
     }
     let out = route.method.output();
-    let msg = DynamicMessage::decode(out.clone(), encoded).map_err(|e| {
-        GatewayError::BadGateway(format!(
-            "upstream response does not decode as {}: {e}",
-            out.full_name()
-        ))
-    })?;
+    let msg = decode_output(&out, encoded)?;
     match &route.response_body {
         None if is_http_body(&out) => Ok(raw(&msg)),
         None => to_json_sorted(&msg, opts, route.renders_maps).map(RenderedBody::Json),
         Some(field) => render_field(&msg, field, opts, route.renders_maps),
     }
+}
+
+/// The upstream message as a message of `out`; malformed bytes are the
+/// upstream's fault (502).
+fn decode_output(out: &MessageDescriptor, encoded: &[u8]) -> Result<DynamicMessage, GatewayError> {
+    DynamicMessage::decode(out.clone(), encoded).map_err(|e| {
+        GatewayError::BadGateway(format!(
+            "upstream response does not decode as {}: {e}",
+            out.full_name()
+        ))
+    })
+}
+
+/// The HTTP body as binary protobuf (`$alt=proto`): the upstream's bytes as
+/// they are, or the `response_body` message field re-encoded (empty when
+/// unset). Callers check that `response_body` is a singular message.
+pub fn render_proto(route: &Route, encoded: &[u8]) -> Result<Bytes, GatewayError> {
+    let Some(field) = &route.response_body else {
+        return Ok(Bytes::copy_from_slice(encoded));
+    };
+    let msg = decode_output(&route.method.output(), encoded)?;
+    Ok(match msg.get_field(field).as_message() {
+        Some(inner) => inner.encode_to_vec().into(),
+        None => Bytes::new(),
+    })
 }
 
 /// [`render_response`], then `fields` (a partial response) applied to JSON

@@ -15,7 +15,7 @@ use prost_reflect::MessageDescriptor;
 use super::params::{bindable, pairs};
 use super::partial_response::FieldSelection;
 use super::query::is_http_body;
-use super::response::ResponseOptions;
+use super::response::{RenderedBody, ResponseOptions, render_proto, render_selected};
 use crate::routing::rules::Route;
 use crate::status::GatewayError;
 
@@ -98,6 +98,8 @@ pub enum Alt {
     Sse,
     /// The raw bytes of a google.api.HttpBody response (what it gets anyway).
     Media,
+    /// Binary protobuf (`application/x-protobuf`), for unary methods.
+    Proto,
 }
 
 /// What the request's system parameters ask of the response.
@@ -131,7 +133,7 @@ impl SystemParams {
     /// assert!(p.enums_as_ints);
     /// assert_eq!(p.pretty, Some(false));
     /// assert!(p.fields.is_some());
-    /// assert!(SystemParams::from_query(route, Some("alt=proto"), 64).is_err());
+    /// assert!(SystemParams::from_query(route, Some("alt=xml"), 64).is_err());
     /// ```
     pub fn from_query(
         route: &Route,
@@ -165,10 +167,18 @@ impl SystemParams {
         max_depth: usize,
     ) -> Result<(), String> {
         match param {
-            Param::Alt => (self.alt, self.enums_as_ints) = alt(route, value)?,
+            Param::Alt => {
+                (self.alt, self.enums_as_ints) = alt(route, value)?;
+                if self.alt == Alt::Proto && self.fields.is_some() {
+                    return Err(PROTO_AND_FIELDS.into());
+                }
+            }
             Param::PrettyPrint => self.pretty = Some(boolean(value)?),
             Param::Pretty => self.pretty = Some(value != "false" && value != "0"),
             Param::OutputDefaults => self.output_defaults = boolean(value)?,
+            Param::Fields if self.alt == Alt::Proto && !value.is_empty() => {
+                return Err(PROTO_AND_FIELDS.into());
+            }
             Param::Fields => {
                 self.fields = match value {
                     "" => None,
@@ -182,6 +192,24 @@ impl SystemParams {
             Param::Ignored => {}
         }
         Ok(())
+    }
+
+    /// Renders a unary response as these parameters ask (`opts` already
+    /// changed by [`response_options`](Self::response_options)): binary
+    /// protobuf for `$alt=proto`, else JSON filtered by `$fields`.
+    pub fn render(
+        &self,
+        route: &Route,
+        encoded: &[u8],
+        opts: &ResponseOptions,
+    ) -> Result<RenderedBody, GatewayError> {
+        if self.alt == Alt::Proto {
+            return Ok(RenderedBody::Raw {
+                content_type: PROTO_CONTENT_TYPE.into(),
+                data: render_proto(route, encoded)?,
+            });
+        }
+        render_selected(route, encoded, opts, self.fields.as_ref())
     }
 
     /// The gateway's response options as these parameters change them.
@@ -218,8 +246,13 @@ fn boolean(value: &str) -> Result<bool, String> {
     }
 }
 
-/// `json`, `sse` or `media`, optionally with `;enum-encoding=int` (what
-/// Google's REST client libraries send on every call).
+/// The content type of `$alt=proto` answers.
+pub const PROTO_CONTENT_TYPE: &str = "application/x-protobuf";
+
+const PROTO_AND_FIELDS: &str = "fields cannot filter a binary (alt=proto) response";
+
+/// `json`, `sse`, `media` or `proto`, optionally with `;enum-encoding=int`
+/// (what Google's generated REST clients send on every call).
 fn alt(route: &Route, value: &str) -> Result<(Alt, bool), String> {
     let mut parts = value.split(';');
     let format = match parts.next().unwrap_or_default() {
@@ -231,10 +264,18 @@ fn alt(route: &Route, value: &str) -> Result<(Alt, bool), String> {
                 "media is served only by methods that answer with google.api.HttpBody".into(),
             );
         }
+        "proto" if renders_message(route) && !route.method.is_server_streaming() => Alt::Proto,
+        "proto" => {
+            return Err(
+                "proto is served only by unary methods whose HTTP body is a message \
+                 (not a scalar, list or map response_body)"
+                    .into(),
+            );
+        }
         other => {
             return Err(format!(
                 "{other:?} is not a response format the gateway serves (json, \
-                 json;enum-encoding=int, sse, or media for google.api.HttpBody)"
+                 json;enum-encoding=int, sse, proto, or media for google.api.HttpBody)"
             ));
         }
     };
@@ -257,6 +298,15 @@ fn rendered_type(route: &Route) -> Option<MessageDescriptor> {
         Some(f) if f.is_map() => None,
         Some(f) => f.kind().as_message().cloned(),
     }
+}
+
+/// Whether the route's HTTP body is one message (the whole response, or a
+/// singular message `response_body`).
+fn renders_message(route: &Route) -> bool {
+    route
+        .response_body
+        .as_ref()
+        .is_none_or(|f| !f.is_list() && rendered_type(route).is_some())
 }
 
 fn renders_raw(route: &Route) -> bool {
@@ -292,7 +342,14 @@ mod tests {
         assert!(!p("alt=json").unwrap().enums_as_ints);
         assert!(p("$alt=json;enum-encoding=int").unwrap().enums_as_ints);
         assert_eq!(p("alt=sse").unwrap().alt, Alt::Sse);
-        for bad in ["alt=proto", "$alt=media", "alt=json;x=y", "alt=xml"] {
+        assert_eq!(p("alt=proto").unwrap().alt, Alt::Proto);
+        for bad in [
+            "alt=proto&fields=title",
+            "fields=title&$alt=proto",
+            "$alt=media",
+            "alt=json;x=y",
+            "alt=xml",
+        ] {
             assert!(p(bad).is_err(), "{bad}");
         }
         let cover = params("/v1/shelves/1/books/2/cover", "alt=media").unwrap();

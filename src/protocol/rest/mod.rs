@@ -20,7 +20,6 @@ use crate::gateway::Gateway;
 use crate::pipeline::{Dispatch, Exchange, Protocol};
 use crate::routing::{MatchError, Route, RouteMatch};
 use crate::status::GatewayError;
-use crate::transcode::response::render_selected;
 use crate::transcode::system_params::{self, Alt, SystemParams};
 use crate::transcode::{RenderedBody, RequestInput, build_request};
 
@@ -188,7 +187,7 @@ fn encode(
 ) -> Result<Response<Body>, GatewayError> {
     let mut opts = system.response_options(gw.response_options);
     opts.pretty |= pretty && system.pretty.is_none();
-    let rendered = render_selected(route, message, &opts, system.fields.as_ref())?;
+    let rendered = system.render(route, message, &opts)?;
     let mut headers = HeaderMap::new();
     response_headers(metadata, &mut headers);
     let (content_type, bytes) = match rendered {
