@@ -16,7 +16,7 @@
 //! The fields naming a resource and its parent are `name` and `parent`, or
 //! the ones the `google.api.resource_reference` annotations or the
 //! resource's pattern point at (`topic`, `project`: see
-//! [`resource_fields`](super::resource_fields)).
+//! `resource_fields.rs`).
 //!
 //! Names are `{parent}/{collection}/{id}`, the collection from
 //! [`collection_id`] (`shelves`, `books`) and the id from `<res>_id` or the
@@ -35,7 +35,7 @@
 //! A custom method whose request references (by `resource_reference`) a
 //! type this service's Creates make is NOT_FOUND when that resource is
 //! missing, else generated; a batch answer gets one id per element sent
-//! ([`fill_ids`]: `Publish` answers one `message_ids` entry per message).
+//! (`custom::fill_ids`: `Publish` answers one `message_ids` entry per message).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
