@@ -1,9 +1,15 @@
 //! A compiled trie of path templates: `(HTTP method, path)` → route and
 //! variable bindings.
 //!
-//! Precedence follows google.api.http: at every segment a literal beats `*`,
-//! which beats `**`; the search backtracks, so a less specific template still
-//! answers when the more specific one has no route for the request's method.
+//! Precedence is Envoy's path matcher's (grpc-httpjson-transcoding): at
+//! every segment a literal beats `*`, which beats `**`; the search
+//! backtracks, so a less specific template still answers when the more
+//! specific one has no route for the request's method. A `**` followed by
+//! more template segments takes as few path segments as it can (at least
+//! one) before trying them, so `/a/**/b/c` beats `/a/**/c` on `/a/x/b/c`;
+//! a `**` that ends its template also matches nothing (`/v1/**` on `/v1`,
+//! `/**` on `/`). Only `**` matches an empty path segment (`//`, a trailing
+//! `/`); a literal or `*` never does.
 //!
 //! A `:verb` suffix of the last path segment is split off when some template
 //! declares that verb (as Envoy's path matcher does), and then only templates
@@ -204,13 +210,12 @@ impl Matcher {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(MatchError::NotFound);
         };
-        let mut raw: Vec<&str> = rest.split('/').collect();
+        // `/` has no segments: only the root template and `/**` match it.
+        let mut raw: Vec<&str> = match rest {
+            "" => Vec::new(),
+            _ => rest.split('/').collect(),
+        };
         let verb = self.split_verb(&mut raw);
-        // Empty segments (`//`, a trailing `/`, nothing before a verb) never
-        // match a template segment.
-        if raw.iter().any(|s| s.is_empty()) {
-            return Err(MatchError::NotFound);
-        }
         let mut allowed = BTreeSet::new();
         if let Some(hit) = self.attempt(method, &raw, verb, &mut allowed)? {
             return Ok(hit);
@@ -332,41 +337,98 @@ impl Search<'_, '_> {
         None
     }
 
-    /// Depth-first in precedence order; `spans[k]` is the range of path
-    /// segments that template segment `k` consumed.
+    /// Depth-first in precedence order: literal, `*`, then `**`.
+    /// `spans[k]` is the range of path segments template segment `k`
+    /// consumed.
     fn walk(&mut self, node: &Node, i: usize, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
+        if i == self.segs.len() {
+            return self.at_end(node, spans);
+        }
+        let segs = self.segs;
+        // Only `**` takes an empty segment.
+        if !segs[i].raw.is_empty() {
+            if let Some(child) = node.literals.get(segs[i].decoded.as_ref())
+                && let Some(r) = self.step(child, i, spans)
+            {
+                return Some(r);
+            }
+            if let Some(child) = &node.single
+                && let Some(r) = self.step(child, i, spans)
+            {
+                return Some(r);
+            }
+        }
+        let multi = node.multi.as_deref()?;
+        // Entering `**` takes this segment: mid-path it matches one or more.
+        spans.push((i, i + 1));
+        let found = self.within_multi(multi, i, spans);
+        if found.is_none() {
+            spans.pop();
+        }
+        found
+    }
+
+    /// Template segment matched path segment `i`; walk on from `child`.
+    fn step(&mut self, child: &Node, i: usize, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
+        spans.push((i, i + 1));
+        let found = self.walk(child, i + 1, spans);
+        if found.is_none() {
+            spans.pop();
+        }
+        found
+    }
+
+    /// The path is used up at `node`: its own route, else a `**` child
+    /// matching nothing (so `/v1/**` answers `/v1`).
+    fn at_end(&mut self, node: &Node, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
+        if let Some(r) = self.end(node) {
+            return Some(r);
+        }
+        let multi = node.multi.as_deref()?;
         let n = self.segs.len();
-        if i == n {
-            if let Some(route) = self.end(node) {
-                return Some(route);
+        spans.push((n, n));
+        let found = self.end(multi);
+        if found.is_none() {
+            spans.pop();
+        }
+        found
+    }
+
+    /// Inside `**` (whose span, last in `spans`, starts at `from`): the
+    /// shortest run of segments after which the rest of a template
+    /// matches wins; the whole rest of the path comes last. A loop, not
+    /// recursion, so a path of many segments cannot exhaust the stack.
+    fn within_multi(
+        &mut self,
+        node: &Node,
+        from: usize,
+        spans: &mut Vec<(usize, usize)>,
+    ) -> Option<usize> {
+        let segs = self.segs;
+        for (j, seg) in segs.iter().enumerate().skip(from + 1) {
+            if let Some(last) = spans.last_mut() {
+                *last = (from, j);
             }
-        } else {
-            if let Some(child) = node.literals.get(self.segs[i].decoded.as_ref()) {
-                spans.push((i, i + 1));
-                if let Some(r) = self.walk(child, i + 1, spans) {
-                    return Some(r);
-                }
-                spans.pop();
+            if seg.raw.is_empty() {
+                continue;
             }
-            if let Some(child) = &node.single {
-                spans.push((i, i + 1));
-                if let Some(r) = self.walk(child, i + 1, spans) {
-                    return Some(r);
-                }
-                spans.pop();
+            if let Some(child) = node.literals.get(seg.decoded.as_ref())
+                && let Some(r) = self.step(child, j, spans)
+            {
+                return Some(r);
+            }
+            // Beyond Envoy, which allows only literals after `**`.
+            if let Some(child) = &node.single
+                && let Some(r) = self.step(child, j, spans)
+            {
+                return Some(r);
             }
         }
-        if let Some(child) = &node.multi {
-            // Longest first: `**` is greedy, literals after it take what is left.
-            for k in (i..=n).rev() {
-                spans.push((i, k));
-                if let Some(r) = self.walk(child, k, spans) {
-                    return Some(r);
-                }
-                spans.pop();
-            }
+        // The whole rest of the path.
+        if let Some(last) = spans.last_mut() {
+            *last = (from, segs.len());
         }
-        None
+        self.end(node)
     }
 }
 

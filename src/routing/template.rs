@@ -1,17 +1,22 @@
 //! Parser for google.api.http path templates.
 //!
 //! ```text
-//! Template = "/" Segments [ Verb ] ;
+//! Template = "/" | "/" Segments [ Verb ] ;
 //! Segments = Segment { "/" Segment } ;
 //! Segment  = "*" | "**" | LITERAL | Variable ;
 //! Variable = "{" FieldPath [ "=" Segments ] "}" ;
 //! FieldPath = IDENT { "." IDENT } ;
-//! Verb     = ":" LITERAL ;
+//! Verb     = ":" LITERAL { ":" LITERAL } ;
 //! ```
 //!
 //! Variables are flattened into the segment list: `{name=shelves/*}` becomes
 //! the segments `shelves`, `*` plus a [`Variable`] spanning them, which is the
 //! shape the matcher needs.
+//!
+//! Beyond google.api.http's grammar (and Envoy's parser), templates real APIs
+//! publish are accepted: `*` segments after the one `**`
+//! (`{parent=projects/*/documents/*/**}/{collection_id}`, Firestore), and a
+//! verb holding `:` (`{uuid}:custom:custom`, grpc-gateway's examples).
 
 use std::fmt;
 
@@ -83,6 +88,15 @@ impl PathTemplate {
     /// assert_eq!((t.variables[0].start, t.variables[0].end), (1, 3));
     /// ```
     pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
+        // The root template has no segments at all.
+        if template == "/" {
+            return Ok(PathTemplate {
+                segments: Vec::new(),
+                verb: None,
+                variables: Vec::new(),
+                source: template.to_string(),
+            });
+        }
         Parser {
             src: template,
             pos: 0,
@@ -100,6 +114,9 @@ impl PathTemplate {
     /// A key that is equal for templates that match exactly the same paths
     /// (variable names do not matter), used to detect conflicts.
     pub fn shape(&self) -> String {
+        if self.segments.is_empty() {
+            return "/".into();
+        }
         let mut out = String::new();
         for s in &self.segments {
             out.push('/');
@@ -158,11 +175,7 @@ impl Parser<'_> {
         self.parse_segments(false)?;
         let mut verb = None;
         if self.eat(':') {
-            let v = self.literal();
-            if v.is_empty() {
-                return Err(self.err("empty verb after ':'"));
-            }
-            verb = Some(v.to_string());
+            verb = Some(self.verb()?);
         }
         if self.pos != self.src.len() {
             return Err(self.err(format!(
@@ -188,6 +201,22 @@ impl Parser<'_> {
             .unwrap_or(rest.len());
         self.pos += len;
         &rest[..len]
+    }
+
+    /// The verb: the rest of the template, colons included.
+    fn verb(&mut self) -> Result<String, TemplateError> {
+        let v = &self.src[self.pos..];
+        if v.is_empty() {
+            return Err(self.err("empty verb after ':'"));
+        }
+        if let Some(bad) = v.chars().find(|c| "/{}=*".contains(*c)) {
+            return Err(self.err(format!("unexpected {bad:?} in verb {v:?}")));
+        }
+        if v.split(':').any(str::is_empty) {
+            return Err(self.err(format!("empty part in verb {v:?}")));
+        }
+        self.pos = self.src.len();
+        Ok(v.to_string())
     }
 
     fn parse_segments(&mut self, in_variable: bool) -> Result<(), TemplateError> {
@@ -253,19 +282,16 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// One `**` at most: what follows it is then a fixed number of
+    /// segments, so every match splits the path one way only.
     fn validate(&self) -> Result<(), TemplateError> {
-        let multi: Vec<usize> = (0..self.segments.len())
-            .filter(|&i| self.segments[i] == Segment::Multi)
-            .collect();
-        if multi.len() > 1 {
+        let multi = self
+            .segments
+            .iter()
+            .filter(|s| **s == Segment::Multi)
+            .count();
+        if multi > 1 {
             return Err(self.err("'**' may appear only once"));
-        }
-        if let Some(&i) = multi.first()
-            && self.segments[i + 1..]
-                .iter()
-                .any(|s| !matches!(s, Segment::Literal(_)))
-        {
-            return Err(self.err("only literal segments may follow '**'"));
         }
         Ok(())
     }
@@ -362,23 +388,71 @@ mod tests {
     fn rejects_malformed_templates() {
         for (bad, why) in [
             ("v1/books", "must start with '/'"),
-            ("/", "empty segment"),
+            ("", "must start with '/'"),
+            ("//", "empty segment"),
+            ("/:verb", "empty segment"),
             ("/v1//books", "empty segment"),
+            ("/v1/books/", "empty segment"),
             ("/v1/{name", "unclosed variable"),
             ("/v1/{a={b}}", "cannot be nested"),
             ("/v1/{1abc}", "invalid field path"),
             ("/v1/{a..b}", "invalid field path"),
             ("/v1/**/x/**", "only once"),
-            ("/v1/**/*", "only literal segments"),
+            ("/v1/{a=**}/{b=**}", "only once"),
             ("/v1/{a}/{a}", "bound twice"),
             ("/v1/books:", "empty verb"),
             ("/v1/x}", "unexpected"),
-            ("/v1/books:a:b", "unexpected"),
+            ("/v1/books:a/b", "unexpected '/'"),
+            ("/v1/books:a::b", "empty part"),
+            ("/v1/books:a:", "empty part"),
+            ("/v1/{x=a:b}", "unclosed variable"),
         ] {
             let err = PathTemplate::parse(bad).expect_err(bad);
             assert!(err.reason.contains(why), "{bad}: {}", err.reason);
             assert!(err.to_string().contains(bad));
         }
+    }
+
+    #[test]
+    fn the_root_template() {
+        let t = PathTemplate::parse("/").unwrap();
+        assert!(t.segments.is_empty() && t.variables.is_empty() && t.verb.is_none());
+        assert_eq!(t.shape(), "/");
+        assert_eq!(t.to_string(), "/");
+    }
+
+    #[test]
+    fn single_segments_may_follow_double_wildcard() {
+        // Firestore's ListDocuments.
+        let t = PathTemplate::parse(
+            "/v1/{parent=projects/*/databases/*/documents/*/**}/{collection_id}",
+        )
+        .unwrap();
+        assert_eq!(t.segments.len(), 9);
+        assert_eq!(t.segments[7], Segment::Multi);
+        assert_eq!(t.segments[8], Segment::Single);
+        assert_eq!((t.variables[0].start, t.variables[0].end), (1, 8));
+        assert_eq!((t.variables[1].start, t.variables[1].end), (8, 9));
+        // A variable that starts with `**`.
+        let t = PathTemplate::parse("/v2/{name=**/botSessions/*}").unwrap();
+        assert_eq!(
+            t.segments,
+            vec![
+                lit("v2"),
+                Segment::Multi,
+                lit("botSessions"),
+                Segment::Single
+            ]
+        );
+        assert_eq!((t.variables[0].start, t.variables[0].end), (1, 4));
+    }
+
+    #[test]
+    fn a_verb_may_hold_colons() {
+        let t = PathTemplate::parse("/v1/example/{uuid}:custom:custom").unwrap();
+        assert_eq!(t.verb.as_deref(), Some("custom:custom"));
+        assert_eq!(t.segments.len(), 3);
+        assert_eq!(t.shape(), "/v1/example/*:custom:custom");
     }
 
     #[test]
