@@ -7,7 +7,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectM
 use super::budget::check_path_depth;
 use super::query::{parse_key, resolve_key, resolve_literal, set_path};
 use super::request::RequestOptions;
-use super::system_params::is_system;
+use super::system_params::{dollar_names, is_system};
 use crate::config::UnknownPolicy;
 use crate::routing::rules::{BodyRule, Route, top_field};
 use crate::status::GatewayError;
@@ -83,6 +83,14 @@ pub(super) fn bind(
         };
         let (fields, map_key) = match resolve(&desc, &key) {
             Ok(found) => found,
+            // No field name starts with `$`: say what the client may have meant.
+            Err(_) if key.starts_with('$') => {
+                unknown(format!(
+                    "{key} is not a system parameter the gateway knows ({})",
+                    dollar_names()
+                ))?;
+                continue;
+            }
             Err(why) => {
                 unknown(why)?;
                 continue;

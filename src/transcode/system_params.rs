@@ -60,6 +60,12 @@ const NAMES: &[(&str, Param)] = &[
 /// Names Google defines only with `$`.
 const DOLLAR_ONLY: &[&str] = &["outputDefaults", ".xgafv", "apiFormat", "unique"];
 
+/// Every system parameter's `$` name, for the error naming an unknown one.
+pub fn dollar_names() -> String {
+    let names: Vec<String> = NAMES.iter().map(|(n, _)| format!("${n}")).collect();
+    names.join(", ")
+}
+
 /// The parameter `name` is, and whether it came with `$`.
 fn lookup(name: &str) -> Option<(Param, bool)> {
     if name == "pretty" {
