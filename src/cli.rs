@@ -61,6 +61,10 @@ pub struct CommonArgs {
         value_parser = parse_source
     )]
     pub descriptors: Vec<DescriptorSource>,
+    /// Refuse to start when a rule cannot be served (else it is skipped
+    /// with a warning); also `routing.strict` in routes.yaml.
+    #[arg(long, env = "PROTOGATE_STRICT")]
+    pub strict: bool,
     /// routes.yaml (default: ./routes.yaml when it exists).
     #[arg(long, env = "PROTOGATE_ROUTES")]
     pub routes: Option<PathBuf>,
@@ -141,6 +145,7 @@ impl CommonArgs {
         Settings {
             descriptors: self.descriptors.clone(),
             routes,
+            strict: self.strict,
             ..Settings::default()
         }
     }

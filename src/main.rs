@@ -46,10 +46,17 @@ async fn main() -> ExitCode {
             }
         },
         Command::Check(args) => match Gateway::load(&args.settings()).await {
-            Ok(gw) => {
-                println!("{}", report::summary(&gw));
-                ExitCode::SUCCESS
-            }
+            Ok(gw) => match report::skipped_problems(&gw) {
+                // Rules `serve` would skip are problems too.
+                Some(problems) => {
+                    eprintln!("{problems}");
+                    ExitCode::FAILURE
+                }
+                None => {
+                    println!("{}", report::summary(&gw));
+                    ExitCode::SUCCESS
+                }
+            },
             Err(e) => {
                 eprintln!("{}", report::problems(&e));
                 ExitCode::FAILURE

@@ -1,4 +1,8 @@
 //! Human-readable output for the `routes` and `check` commands.
+//!
+//! A rule that cannot be served is skipped (not served) unless the load is
+//! strict: `routes` lists the skipped rules after the table, `check` lists
+//! them as problems.
 
 use std::fmt::Write;
 
@@ -22,7 +26,7 @@ pub fn route_table(gw: &Gateway) -> String {
                 r.http_method.to_string(),
                 r.template.to_string(),
                 r.method.full_name().to_string(),
-                or_dash(r.body_str()),
+                or_dash(&r.body_str()),
                 or_dash(r.response_body.as_ref().map(|f| f.name()).unwrap_or("")),
                 r.source.to_string(),
             ]
@@ -51,6 +55,19 @@ pub fn route_table(gw: &Gateway) -> String {
     for row in &rows {
         line(&row.each_ref().map(String::as_str));
     }
+    out.push_str(&skipped(gw));
+    out
+}
+
+/// The skipped rules, after a blank line; empty when there are none.
+fn skipped(gw: &Gateway) -> String {
+    if gw.skipped().is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\nSKIPPED ({}, not served):\n", gw.skipped().len());
+    for s in gw.skipped() {
+        let _ = writeln!(out, "  - {s}");
+    }
     out
 }
 
@@ -77,9 +94,19 @@ pub fn summary(gw: &Gateway) -> String {
 
 /// `check`'s failure report: one problem per line.
 pub fn problems(e: &LoadError) -> String {
-    let lines = problem_lines(e);
+    listed(&problem_lines(e))
+}
+
+/// `check`'s report when the gateway loads but skips rules: each is a
+/// problem (`serve` would run without them; `--strict` would refuse).
+pub fn skipped_problems(gw: &Gateway) -> Option<String> {
+    let lines: Vec<String> = gw.skipped().iter().map(ToString::to_string).collect();
+    (!lines.is_empty()).then(|| listed(&lines))
+}
+
+fn listed(lines: &[String]) -> String {
     let mut out = format!("{} problem(s):\n", lines.len());
-    for p in &lines {
+    for p in lines {
         let _ = writeln!(out, "  - {p}");
     }
     out.trim_end().to_string()

@@ -88,12 +88,12 @@ async fn twenty_reloads_under_load_lose_no_request() {
             "unknown field `emit_default`",
         ),
         (
-            "http: {rules: [{selector: no.Such.Method, get: /x}]}\n",
+            "routing: {strict: true}\nhttp: {rules: [{selector: no.Such.Method, get: /x}]}\n",
             "no.Such.Method",
         ),
         ("upstreams: [not, a, map\n", "routes.yaml"),
         (
-            "http: {rules: [{selector: library.v1.LibraryService.GetShelf, get: '/v1/{nope}'}]}\n",
+            "routing: {strict: true}\nhttp: {rules: [{selector: library.v1.LibraryService.GetShelf, get: '/v1/{nope}'}]}\n",
             "nope",
         ),
     ];

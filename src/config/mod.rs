@@ -311,11 +311,17 @@ pub enum UnknownPolicy {
 pub struct RoutingOptions {
     /// Map methods with no rule to `POST /pkg.Service/Method` with body `*`.
     pub auto_map: bool,
+    /// Refuse to start (or reload) when a rule cannot be served, instead of
+    /// serving the others and skipping it with a warning (`--strict`).
+    pub strict: bool,
 }
 
 impl Default for RoutingOptions {
     fn default() -> Self {
-        RoutingOptions { auto_map: true }
+        RoutingOptions {
+            auto_map: true,
+            strict: false,
+        }
     }
 }
 

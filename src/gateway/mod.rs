@@ -18,6 +18,7 @@ use crate::call::Backend;
 use crate::config::{Config, ConfigError};
 use crate::descriptors::{self, DescriptorError, DescriptorSource};
 use crate::pipeline::{Hooks, Target};
+use crate::routing::SkippedRule;
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
 use crate::status::GatewayError;
 use crate::transcode::budget::DecodeLimits;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub mock_record: Option<PathBuf>,
     /// `--watch`.
     pub watch: Option<bool>,
+    /// `--strict`: a rule that cannot be served fails the load.
+    pub strict: bool,
 }
 
 impl Settings {
@@ -103,6 +106,7 @@ impl Settings {
         if let Some(watch) = self.watch {
             config.reload.watch = watch;
         }
+        config.routing.strict |= self.strict;
     }
 }
 
@@ -205,8 +209,14 @@ impl Gateway {
             }
         }
         let loaded = descriptors::load_sources(&sources, &resources.reflected())?;
-        let mut gw =
-            Gateway::build_loaded(&loaded, config, settings.upstream.as_deref(), resources)?;
+        let routes_file = settings.routes.as_deref();
+        let mut gw = Gateway::build_loaded(
+            &loaded,
+            config,
+            settings.upstream.as_deref(),
+            resources,
+            routes_file,
+        )?;
         gw.missing = loaded.missing;
         gw.reflection_urls = reflection_urls;
         Ok(gw)
@@ -230,7 +240,7 @@ impl Gateway {
         resources: &Resources,
     ) -> Result<Gateway, LoadError> {
         let loaded = descriptors::Descriptors::from_pool(pool);
-        Gateway::build_loaded(&loaded, config, upstream_override, resources)
+        Gateway::build_loaded(&loaded, config, upstream_override, resources, None)
     }
 
     fn build_loaded(
@@ -238,11 +248,14 @@ impl Gateway {
         config: Config,
         upstream_override: Option<&str>,
         resources: &Resources,
+        routes_file: Option<&std::path::Path>,
     ) -> Result<Gateway, LoadError> {
         let pool = loaded.pool.clone();
         let opts = RulesOptions {
             auto_map: config.routing.auto_map,
             fully_decode_reserved_expansion: config.http.fully_decode_reserved_expansion,
+            strict: config.routing.strict,
+            config_file: routes_file.map(|p| p.display().to_string()),
         };
         let mut errors = Vec::new();
         let table = match rules::build(&pool, &config.http.rules, &opts) {
@@ -274,6 +287,12 @@ impl Gateway {
             });
             None
         });
+        // When the load fails anyway, the rules it would skip are listed too.
+        if !errors.is_empty()
+            && let Some(t) = &table
+        {
+            errors.extend(t.skipped.iter().map(SkippedRule::to_error));
+        }
         let Some(table) = table.filter(|_| errors.is_empty()) else {
             return Err(LoadError::Rules(errors));
         };
@@ -361,6 +380,11 @@ impl Gateway {
     /// The routes, in table order.
     pub fn routes(&self) -> &[Route] {
         &self.table.routes
+    }
+
+    /// The rules that are not served, and why (none under `routing.strict`).
+    pub fn skipped(&self) -> &[SkippedRule] {
+        &self.table.skipped
     }
 
     /// The route with id `id` (ids come from this snapshot's matcher).

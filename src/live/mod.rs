@@ -76,6 +76,9 @@ pub struct ReloadReport {
     /// Every problem, on failure (as `protogate check` lists them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Rules the new snapshot skips (not served), with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 impl std::fmt::Debug for Live {
@@ -115,6 +118,7 @@ impl Live {
     }
 
     fn start(gw: Gateway, settings: Option<Settings>, resources: Arc<Resources>) -> Arc<Live> {
+        report_skipped(&gw);
         resources.commit(&gw);
         let health = Health::default();
         health.track(&gw, &resources);
@@ -203,6 +207,8 @@ impl Live {
     fn swap(&self, new: Gateway, trigger: &str, started: Instant) -> ReloadReport {
         let changes = Changes::between(&self.current(), &new);
         let routes = new.routes().len();
+        report_skipped(&new);
+        let skipped = new.skipped().iter().map(ToString::to_string).collect();
         let new = Arc::new(new);
         // Before it serves, so readiness never sees an upstream not yet tracked.
         self.health.track(&new, &self.resources);
@@ -228,6 +234,7 @@ impl Live {
             routes,
             changes: Some(changes),
             problems: Vec::new(),
+            skipped,
         }
     }
 
@@ -252,8 +259,17 @@ impl Live {
             routes: self.current().routes().len(),
             changes: None,
             problems,
+            skipped: Vec::new(),
         }
     }
+}
+
+/// Each rule the snapshot skips, at WARN; and their number as a gauge.
+fn report_skipped(gw: &Gateway) {
+    for s in gw.skipped() {
+        s.warn();
+    }
+    crate::observe::metrics::routes_skipped(gw.skipped().len());
 }
 
 pub use triggers::{follow_reflection, reload_on_sighup, watch_files};

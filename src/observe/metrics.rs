@@ -136,6 +136,15 @@ fn describe() {
         "Whether the upstream's last grpc.health.v1 check made it ready (1) or not (0)."
     );
     describe_gauge!("protogate_build_info", "The running build (always 1).");
+    describe_gauge!(
+        "protogate_routes_skipped",
+        "Rules of the serving configuration that are skipped (not served), see the WARN log."
+    );
+}
+
+/// Records how many rules the serving configuration skips.
+pub fn routes_skipped(count: usize) {
+    gauge!("protogate_routes_skipped").set(count as f64);
 }
 
 /// Records a configuration reload.

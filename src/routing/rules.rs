@@ -1,15 +1,19 @@
 //! Builds the route table from `google.api.http` annotations, routes.yaml
 //! rules and auto-mapping. Everything is resolved and checked here, at load
 //! time: a route holds field descriptors, not names, so the request path does
-//! lookups, never scans.
+//! lookups, never scans. A rule that cannot be served is skipped and listed
+//! (see [`super::skipped`]), unless the build is strict.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use http::Method;
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor};
+use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MethodDescriptor};
 
+use super::fields::{body_rule, field_path_str, path_variable, update_mask_field};
+pub use super::fields::{holds_maps, reaches, resolve_path, top_field};
 use super::matcher::{Matcher, MethodFilter};
+use super::skipped::SkippedRule;
 use super::template::PathTemplate;
 use crate::config::HttpRule;
 
@@ -41,7 +45,9 @@ pub enum BodyRule {
     None,
     /// `*`: the whole request message.
     Whole,
-    /// One top-level field.
+    /// One field: top-level, or the last of a path through singular
+    /// message fields (`body: "payload.input_value"`, see
+    /// [`Route::body_path`]).
     Field(FieldDescriptor),
 }
 
@@ -58,6 +64,9 @@ pub struct Route {
     pub method: MethodDescriptor,
     /// The body mapping.
     pub body: BodyRule,
+    /// When the body is one field: the path to it from the request
+    /// message, that field last (`[payload, input_value]`); else empty.
+    pub body_path: Vec<FieldDescriptor>,
     /// The response field sent as the body, if not the whole message.
     pub response_body: Option<FieldDescriptor>,
     /// For each template variable, the resolved request field path.
@@ -87,13 +96,21 @@ pub struct Route {
 }
 
 impl Route {
-    /// The body as written in the rule: `""`, `"*"` or the field name.
-    pub fn body_str(&self) -> &str {
+    /// The body as written in the rule: `""`, `"*"` or the field path.
+    pub fn body_str(&self) -> String {
         match &self.body {
-            BodyRule::None => "",
-            BodyRule::Whole => "*",
-            BodyRule::Field(f) => f.name(),
+            BodyRule::None => String::new(),
+            BodyRule::Whole => "*".into(),
+            BodyRule::Field(_) => field_path_str(&self.body_path),
         }
+    }
+
+    /// The singular message fields that lead to the body field (empty when
+    /// the body is a top-level field, or not a field).
+    pub fn body_parents(&self) -> &[FieldDescriptor] {
+        self.body_path
+            .split_last()
+            .map_or(&[], |(_, parents)| parents)
     }
 
     /// True when the method streams in either direction.
@@ -124,6 +141,11 @@ pub struct RulesOptions {
     pub auto_map: bool,
     /// Fully decode multi-segment variables (google.api.Http option).
     pub fully_decode_reserved_expansion: bool,
+    /// A rule that cannot be served fails the build, instead of being
+    /// skipped (`routing.strict`, `--strict`).
+    pub strict: bool,
+    /// The routes.yaml path, to name where a skipped rule is written.
+    pub config_file: Option<String>,
 }
 
 impl Default for RulesOptions {
@@ -131,6 +153,8 @@ impl Default for RulesOptions {
         RulesOptions {
             auto_map: true,
             fully_decode_reserved_expansion: false,
+            strict: false,
+            config_file: None,
         }
     }
 }
@@ -142,52 +166,70 @@ pub struct RouteTable {
     pub routes: Vec<Route>,
     /// The matcher over them.
     pub matcher: Matcher,
+    /// Rules that are not served (empty under `strict`, which fails instead).
+    pub skipped: Vec<SkippedRule>,
 }
 
-/// Builds and validates every route; all problems are returned together.
+/// Where a rule is written, for [`SkippedRule`]s.
+struct Origin {
+    source: RuleSource,
+    file: String,
+}
+
+impl Origin {
+    fn skip(&self, selector: &str, binding: Option<String>, reason: String) -> SkippedRule {
+        SkippedRule {
+            selector: selector.to_string(),
+            binding,
+            source: self.source.clone(),
+            file: self.file.clone(),
+            reason,
+        }
+    }
+}
+
+/// Builds and validates every route. A rule that cannot be served is
+/// skipped and listed in [`RouteTable::skipped`], the rest are served;
+/// with [`RulesOptions::strict`] they are returned as errors instead, all
+/// together. Of two rules matching the same requests the first registered
+/// (descriptor order, a routes.yaml rule in its method's place) is served.
 pub fn build(
     pool: &DescriptorPool,
     config_rules: &[HttpRule],
     opts: &RulesOptions,
 ) -> Result<RouteTable, Vec<RuleError>> {
-    let mut errors = Vec::new();
-
-    // routes.yaml rules by selector; a selector given twice is ambiguous.
-    let mut yaml: BTreeMap<String, &HttpRule> = BTreeMap::new();
-    for rule in config_rules {
-        if find_method(pool, &rule.selector).is_none() {
-            errors.push(RuleError {
-                rule: format!("routes.yaml rule {}", rule.selector),
-                message: "selector names no method in the descriptors".into(),
-            });
-            continue;
-        }
-        if yaml.insert(rule.selector.clone(), rule).is_some() {
-            errors.push(RuleError {
-                rule: format!("routes.yaml rule {}", rule.selector),
-                message: "selector has more than one rule".into(),
-            });
-        }
-    }
-
-    let http_ext = pool.get_extension_by_name("google.api.http");
     let mut table = RouteTable {
         routes: Vec::new(),
         matcher: Matcher::new(),
+        skipped: Vec::new(),
     };
     table
         .matcher
         .set_fully_decode_reserved(opts.fully_decode_reserved_expansion);
+    let config = Origin {
+        source: RuleSource::Config,
+        file: opts
+            .config_file
+            .clone()
+            .unwrap_or_else(|| "routes.yaml".into()),
+    };
+    let yaml = yaml_rules(pool, config_rules, &config, &mut table.skipped);
+
+    let http_ext = pool.get_extension_by_name("google.api.http");
     for service in pool.services() {
         for method in service.methods() {
             let selector = method.full_name().to_string();
-            let (rule, source) = if let Some(r) = yaml.get(&selector) {
-                ((*r).clone(), RuleSource::Config)
+            let annotated = Origin {
+                source: RuleSource::Annotation,
+                file: method.parent_file().name().to_string(),
+            };
+            let (rule, origin) = if let Some(r) = yaml.get(&selector) {
+                ((*r).clone(), &config)
             } else if let Some(r) = http_ext
                 .as_ref()
-                .and_then(|ext| annotation(&method, ext, &mut errors))
+                .and_then(|ext| annotation(&method, ext, &annotated, &mut table.skipped))
             {
-                (r, RuleSource::Annotation)
+                (r, &annotated)
             } else if opts.auto_map {
                 let rule = HttpRule {
                     selector: selector.clone(),
@@ -195,18 +237,55 @@ pub fn build(
                     body: "*".into(),
                     ..HttpRule::default()
                 };
-                (rule, RuleSource::AutoMapped)
+                (rule, &AUTO)
             } else {
                 continue;
             };
-            add_rule(&mut table, &method, &rule, &source, true, &mut errors);
+            add_rule(&mut table, &method, &rule, origin, true);
         }
     }
-    if errors.is_empty() {
-        Ok(table)
-    } else {
-        Err(errors)
+    if opts.strict && !table.skipped.is_empty() {
+        return Err(table.skipped.iter().map(SkippedRule::to_error).collect());
     }
+    Ok(table)
+}
+
+const AUTO: Origin = Origin {
+    source: RuleSource::AutoMapped,
+    file: String::new(),
+};
+
+/// routes.yaml rules by selector; of two for one selector the first is
+/// used; a selector naming no method is skipped.
+fn yaml_rules<'r>(
+    pool: &DescriptorPool,
+    config_rules: &'r [HttpRule],
+    origin: &Origin,
+    skipped: &mut Vec<SkippedRule>,
+) -> BTreeMap<String, &'r HttpRule> {
+    let mut yaml: BTreeMap<String, &HttpRule> = BTreeMap::new();
+    for rule in config_rules {
+        let binding = rule
+            .patterns()
+            .first()
+            .map(|(m, path)| format!("{m} {path}"));
+        if find_method(pool, &rule.selector).is_none() {
+            skipped.push(origin.skip(
+                &rule.selector,
+                binding,
+                "selector names no method in the descriptors".into(),
+            ));
+        } else if yaml.contains_key(&rule.selector) {
+            skipped.push(origin.skip(
+                &rule.selector,
+                binding,
+                "selector has more than one rule (the first one is served)".into(),
+            ));
+        } else {
+            yaml.insert(rule.selector.clone(), rule);
+        }
+    }
+    yaml
 }
 
 fn find_method(pool: &DescriptorPool, selector: &str) -> Option<MethodDescriptor> {
@@ -219,7 +298,8 @@ fn find_method(pool: &DescriptorPool, selector: &str) -> Option<MethodDescriptor
 fn annotation(
     method: &MethodDescriptor,
     ext: &prost_reflect::ExtensionDescriptor,
-    errors: &mut Vec<RuleError>,
+    origin: &Origin,
+    skipped: &mut Vec<SkippedRule>,
 ) -> Option<HttpRule> {
     let options = method.options();
     if !options.has_extension(ext) {
@@ -234,70 +314,94 @@ fn annotation(
     match parsed {
         Ok(r) => Some(r),
         Err(e) => {
-            errors.push(RuleError {
-                rule: format!("annotation on {}", method.full_name()),
-                message: format!("unreadable google.api.http option: {e}"),
-            });
+            skipped.push(origin.skip(
+                method.full_name(),
+                None,
+                format!("unreadable google.api.http option: {e}"),
+            ));
             None
         }
     }
 }
 
+/// Adds the routes of one rule (and, at the top level, of its additional
+/// bindings); each binding that cannot be served is skipped on its own.
 fn add_rule(
     table: &mut RouteTable,
     method: &MethodDescriptor,
     rule: &HttpRule,
-    source: &RuleSource,
+    origin: &Origin,
     top_level: bool,
-    errors: &mut Vec<RuleError>,
 ) {
+    let selector = method.full_name();
     let patterns = rule.patterns();
-    let name = |m: &str, t: &str| format!("{} ({m} {t})", method.full_name());
-    if patterns.len() != 1 {
-        errors.push(RuleError {
-            rule: format!("{} rule for {}", source, method.full_name()),
-            message: format!(
+    if let [(http_method, path)] = patterns.as_slice() {
+        add_route(table, method, rule, origin, http_method, path);
+    } else {
+        let binding = (!patterns.is_empty()).then(|| {
+            let all: Vec<String> = patterns.iter().map(|(m, p)| format!("{m} {p}")).collect();
+            all.join(", ")
+        });
+        table.skipped.push(origin.skip(
+            selector,
+            binding,
+            format!(
                 "a rule needs exactly one of get, put, post, delete, patch, custom (found {})",
                 patterns.len()
             ),
-        });
+        ));
     }
-    if !top_level && !rule.additional_bindings.is_empty() {
-        errors.push(RuleError {
-            rule: format!("{} rule for {}", source, method.full_name()),
-            message: "additional_bindings may not nest".into(),
-        });
-    }
-    for (http_method, path) in patterns {
-        let rule_name = name(&http_method, path);
-        let err = |message: String| RuleError {
-            rule: rule_name.clone(),
-            message,
-        };
-        match compile_route(table.routes.len(), method, rule, source, &http_method, path) {
-            Ok(route) => {
-                match table
-                    .matcher
-                    .insert(route.http_method.clone(), &route.template, route.id)
-                {
-                    Ok(()) => table.routes.push(route),
-                    Err(other) => {
-                        let o = &table.routes[other];
-                        errors.push(err(format!(
-                            "conflicts with {} ({} {}): both match the same requests",
-                            o.method.full_name(),
-                            o.http_method,
-                            o.template
-                        )));
-                    }
-                }
-            }
-            Err(messages) => errors.extend(messages.into_iter().map(err)),
+    for extra in &rule.additional_bindings {
+        if top_level {
+            add_rule(table, method, extra, origin, false);
+        } else {
+            let binding = extra.patterns().first().map(|(m, p)| format!("{m} {p}"));
+            let reason = "additional_bindings may not nest".to_string();
+            table.skipped.push(origin.skip(selector, binding, reason));
         }
     }
-    if top_level {
-        for extra in &rule.additional_bindings {
-            add_rule(table, method, extra, source, false, errors);
+}
+
+/// Compiles one binding and registers it; the first registered of two
+/// that match the same requests is served.
+fn add_route(
+    table: &mut RouteTable,
+    method: &MethodDescriptor,
+    rule: &HttpRule,
+    origin: &Origin,
+    http_method: &str,
+    path: &str,
+) {
+    let binding = Some(format!("{http_method} {path}"));
+    let skip = |reason: String| origin.skip(method.full_name(), binding.clone(), reason);
+    let source = &origin.source;
+    let route = match compile_route(table.routes.len(), method, rule, source, http_method, path) {
+        Ok(route) => route,
+        Err(problems) => {
+            table.skipped.extend(problems.into_iter().map(skip));
+            return;
+        }
+    };
+    match table
+        .matcher
+        .insert(route.http_method.clone(), &route.template, route.id)
+    {
+        Ok(()) => table.routes.push(route),
+        Err(other) => {
+            let first = table.routes.get(other).map_or_else(
+                || format!("route {other}"),
+                |o| {
+                    format!(
+                        "{} ({} {})",
+                        o.method.full_name(),
+                        o.http_method,
+                        o.template
+                    )
+                },
+            );
+            table.skipped.push(skip(format!(
+                "conflicts with {first}: both match the same requests; the first registered is served"
+            )));
         }
     }
 }
@@ -324,44 +428,26 @@ fn compile_route(
 
     let mut variables = Vec::new();
     for var in &template.variables {
-        match resolve_path(&input, &var.field_path) {
-            Ok(fields) => {
-                let Some(leaf) = fields.last() else { continue };
-                if leaf.is_list() || leaf.is_map() {
-                    problems.push(format!(
-                        "path variable {{{}}} names a repeated field",
-                        var.field_path_str()
-                    ));
-                } else if matches!(leaf.kind(), Kind::Message(_)) {
-                    problems.push(format!(
-                        "path variable {{{}}} names a message field; bind a scalar field inside it",
-                        var.field_path_str()
-                    ));
-                }
-                variables.push(fields);
-            }
+        match resolve_path(&input, &var.field_path).and_then(path_variable) {
+            Ok(fields) => variables.push(fields),
             Err(e) => problems.push(format!("path variable {{{}}}: {e}", var.field_path_str())),
         }
     }
 
-    let body = match rule.body.as_str() {
-        "" => BodyRule::None,
-        "*" => BodyRule::Whole,
-        name => match top_field(&input, name) {
-            Some(f) => {
-                if variables.iter().any(|v| v.len() == 1 && v[0] == f) {
-                    problems.push(format!("body field {name:?} is also bound by the path"));
-                }
-                BodyRule::Field(f)
-            }
-            None => {
+    let (body, body_path) = match body_rule(&input, &rule.body) {
+        Ok((body, path)) => {
+            if !path.is_empty() && variables.contains(&path) {
                 problems.push(format!(
-                    "body {name:?} names no top-level field of {}",
-                    input.full_name()
+                    "body field {:?} is also bound by the path",
+                    rule.body
                 ));
-                BodyRule::None
             }
-        },
+            (body, path)
+        }
+        Err(e) => {
+            problems.push(e);
+            (BodyRule::None, Vec::new())
+        }
     };
     if http_method == MethodFilter::Exact(Method::GET) && !matches!(body, BodyRule::None) {
         problems.push("a GET rule cannot have a body".into());
@@ -388,15 +474,16 @@ fn compile_route(
         Some(_) => None,
         None => Some(method.output()),
     };
+    // A body below the top level fills no update mask: the mask's paths are
+    // the request's.
     let update_mask = match &body {
-        BodyRule::Field(f) if f.kind().as_message().is_some() => update_mask_field(&input),
+        BodyRule::Field(f) if f.kind().as_message().is_some() && body_path.len() == 1 => {
+            update_mask_field(&input)
+        }
         _ => None,
     };
     Ok(Route {
-        variable_names: variables
-            .iter()
-            .map(|v| v.iter().map(|f| f.name()).collect::<Vec<_>>().join("."))
-            .collect(),
+        variable_names: variables.iter().map(|v| field_path_str(v)).collect(),
         update_mask,
         key: format!("{http_method} {template}"),
         renders_maps: rendered.is_some_and(|m| holds_maps(&m)),
@@ -419,97 +506,9 @@ fn compile_route(
         grpc_path: format!("/{}/{}", method.parent_service().full_name(), method.name()),
         method: method.clone(),
         body,
+        body_path,
         response_body,
         variables,
         source: source.clone(),
     })
-}
-
-/// The request's `update_mask` field, or its only FieldMask field.
-fn update_mask_field(input: &MessageDescriptor) -> Option<FieldDescriptor> {
-    let is_mask = |f: &FieldDescriptor| {
-        !f.is_list()
-            && matches!(f.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask")
-    };
-    if let Some(f) = input.get_field_by_name("update_mask") {
-        return is_mask(&f).then_some(f);
-    }
-    let mut masks = input.fields().filter(is_mask);
-    let first = masks.next();
-    if masks.next().is_some() { None } else { first }
-}
-
-/// True when `desc`, or a message type reachable through its fields, is
-/// one that `is` picks.
-pub fn reaches(desc: &MessageDescriptor, is: impl Fn(&MessageDescriptor) -> bool) -> bool {
-    fn walk(
-        desc: &MessageDescriptor,
-        is: &dyn Fn(&MessageDescriptor) -> bool,
-        seen: &mut Vec<String>,
-    ) -> bool {
-        if is(desc) {
-            return true;
-        }
-        if seen.iter().any(|s| s == desc.full_name()) {
-            return false;
-        }
-        seen.push(desc.full_name().to_string());
-        desc.fields().any(|f| match f.kind() {
-            prost_reflect::Kind::Message(m) => walk(&m, is, seen),
-            _ => false,
-        })
-    }
-    walk(desc, &is, &mut Vec::new())
-}
-
-/// True when `desc` holds a map field, directly or in a nested message
-/// (well-known types aside).
-pub fn holds_maps(desc: &MessageDescriptor) -> bool {
-    fn walk(desc: &MessageDescriptor, seen: &mut Vec<String>) -> bool {
-        if desc.full_name().starts_with("google.protobuf.")
-            || seen.iter().any(|s| s == desc.full_name())
-        {
-            return false;
-        }
-        seen.push(desc.full_name().to_string());
-        desc.fields().any(|f| {
-            f.is_map()
-                || match f.kind() {
-                    Kind::Message(m) => walk(&m, seen),
-                    _ => false,
-                }
-        })
-    }
-    walk(desc, &mut Vec::new())
-}
-
-/// A top-level field by proto name or JSON name.
-pub fn top_field(msg: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
-    msg.get_field_by_name(name)
-        .or_else(|| msg.get_field_by_json_name(name))
-}
-
-/// Resolves `a.b.c` through singular message fields.
-pub fn resolve_path(
-    msg: &MessageDescriptor,
-    path: &[String],
-) -> Result<Vec<FieldDescriptor>, String> {
-    let mut out = Vec::with_capacity(path.len());
-    let mut current = msg.clone();
-    for (i, part) in path.iter().enumerate() {
-        let f = top_field(&current, part)
-            .ok_or_else(|| format!("{} has no field {part:?}", current.full_name()))?;
-        if i + 1 < path.len() {
-            match f.kind() {
-                Kind::Message(m) if !f.is_list() && !f.is_map() => current = m,
-                _ => {
-                    return Err(format!(
-                        "{part:?} is not a singular message field, so it cannot have subfields"
-                    ));
-                }
-            }
-        }
-        out.push(f);
-    }
-    Ok(out)
 }

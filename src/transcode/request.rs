@@ -1,7 +1,7 @@
 //! HTTP request → request message: body first, then query parameters, then
 //! path bindings (so the path wins where a body also names the field).
 
-use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, Value};
 
 use super::budget::{DecodeLimits, Shape};
 use super::query::{is_http_body, set_path};
@@ -106,14 +106,18 @@ pub fn build_request(
         }
         BodyRule::Field(field) => {
             let kind = field.kind();
-            match kind.as_message() {
-                Some(m) if is_http_body(m) && !field.is_list() => {
-                    msg.set_field(field, Value::Message(raw_http_body(m, input)));
-                }
-                _ if body_is_blank => {}
-                _ => {
-                    let mask = route.update_mask.as_ref();
-                    body::into_field(&mut msg, field, mask, input, opts, shape)?;
+            let http_body = kind
+                .as_message()
+                .filter(|m| is_http_body(m) && !field.is_list());
+            if http_body.is_some() || !body_is_blank {
+                // `body: "a.b"`: the body fills `b` inside `a`.
+                let target = nested(&mut msg, route.body_parents())?;
+                match http_body {
+                    Some(m) => target.set_field(field, Value::Message(raw_http_body(m, input))),
+                    None => {
+                        let mask = route.update_mask.as_ref();
+                        body::into_field(target, field, mask, input, opts, shape)?;
+                    }
                 }
             }
         }
@@ -129,11 +133,53 @@ pub fn build_request(
         .zip(&route.variable_names)
         .zip(input.bindings)
     {
-        set_path(&mut msg, vars, None, value)
+        bind_path_value(&mut msg, vars, value)
             .map_err(|e| GatewayError::bad_field(name.clone(), e))?;
     }
     super::validate::check_message(&msg, &opts.limits)?;
     Ok(msg)
+}
+
+/// Sets a path variable's value; a repeated field takes comma-separated
+/// values (grpc-gateway's form), replacing what the body or query set.
+fn bind_path_value(
+    msg: &mut DynamicMessage,
+    fields: &[FieldDescriptor],
+    value: &str,
+) -> Result<(), String> {
+    let Some((leaf, parents)) = fields.split_last() else {
+        return Err("empty field path".into());
+    };
+    if !leaf.is_list() {
+        return set_path(msg, fields, None, value);
+    }
+    nested(msg, parents)
+        .map_err(|e| e.to_string())?
+        .clear_field(leaf);
+    value
+        .split(',')
+        .try_for_each(|item| set_path(msg, fields, None, item))
+}
+
+/// The message reached from `msg` through singular message fields
+/// (created empty where unset).
+fn nested<'m>(
+    msg: &'m mut DynamicMessage,
+    parents: &[FieldDescriptor],
+) -> Result<&'m mut DynamicMessage, GatewayError> {
+    let mut target = msg;
+    for f in parents {
+        target = match target.get_field_mut(f) {
+            Value::Message(m) => m,
+            _ => {
+                return Err(GatewayError::Internal(format!(
+                    "{} is not a message field",
+                    f.full_name()
+                )));
+            }
+        };
+    }
+    Ok(target)
 }
 
 fn raw_http_body(desc: &MessageDescriptor, input: &RequestInput<'_>) -> DynamicMessage {
