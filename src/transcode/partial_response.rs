@@ -13,6 +13,8 @@
 //! item := path ['(' list ')']
 //! path := name ('/' name)*        name := field name (JSON or proto) | '*'
 //! ```
+//!
+//! Spaces around names and punctuation are ignored (`a, b` as sent with `+`).
 
 use bytes::Bytes;
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
@@ -129,6 +131,7 @@ impl<'a> Parser<'a> {
     }
 
     fn name(&mut self) -> Result<&'a str, String> {
+        self.skip_spaces();
         let rest = &self.text[self.pos..];
         if rest.starts_with('*') {
             self.pos += 1;
@@ -147,11 +150,19 @@ impl<'a> Parser<'a> {
     }
 
     fn eat(&mut self, c: char) -> bool {
+        self.skip_spaces();
         let hit = self.text[self.pos..].starts_with(c);
         if hit {
             self.pos += c.len_utf8();
         }
         hit
+    }
+
+    /// Spaces around names and punctuation are allowed (`a, b(c)`; `+`
+    /// in a query is a space).
+    fn skip_spaces(&mut self) {
+        let rest = &self.text[self.pos..];
+        self.pos += rest.len() - rest.trim_start_matches(' ').len();
     }
 
     fn unexpected(&self, wanted: &str) -> String {
@@ -238,6 +249,7 @@ impl FieldSelection {
             max_depth,
         };
         let tree = parser.list(0)?;
+        parser.skip_spaces();
         if parser.pos != text.len() {
             return Err(parser.unexpected("',' or the end"));
         }
@@ -312,6 +324,7 @@ mod tests {
             max_depth: 8,
         };
         let t = p.list(0)?;
+        p.skip_spaces();
         if p.pos != text.len() {
             return Err(p.unexpected("',' or the end"));
         }
@@ -356,6 +369,7 @@ mod tests {
                 )])
             )])
         );
+        assert_eq!(tree(" a , b ( c ) ").unwrap(), tree("a,b(c)").unwrap());
         assert_eq!(tree("*").unwrap(), all());
         assert_eq!(tree("a,*").unwrap(), all());
         assert_eq!(tree("a/*").unwrap(), node(vec![("a", all())]));
@@ -383,7 +397,7 @@ mod tests {
             ("a()", "a field name"),
             ("*/a", "* may only end"),
             ("a/*(b)", "cannot be followed"),
-            ("a b", "position 2"),
+            ("a b", "position 3"),
             ("a(b(c(d(e(f(g(h(i(j(k))))))))))", "limits.max_depth"),
         ] {
             let e = tree(bad).unwrap_err();
