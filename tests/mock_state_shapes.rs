@@ -50,6 +50,47 @@ service Feeds {
   rpc Archive(ArchiveRequest) returns (Archived) {
     option (google.api.http) = { put: "/v1/{name=accounts/*/archives/*}" body: "*" };
   }
+  rpc CreateBookmark(CreateBookmarkRequest) returns (Bookmark) {
+    option (google.api.http) = { put: "/v1/{name=accounts/*/bookmarks/*}" body: "*" };
+  }
+  rpc GetBookmark(GetBookmarkRequest) returns (Bookmark) {
+    option (google.api.http) = { get: "/v1/{bookmark=accounts/*/bookmarks/*}" };
+  }
+}
+
+service Readers {
+  rpc CreateReader(Reader) returns (Reader) {
+    option (google.api.http) = { put: "/v1/{name=accounts/*/readers/*}" body: "*" };
+  }
+}
+
+message Reader {
+  option (google.api.resource) = {
+    type: "feeds.example.com/Reader"
+    pattern: "accounts/{account}/readers/{reader}"
+  };
+  string name = 1;
+  string channel = 2 [(google.api.resource_reference) = { type: "feeds.example.com/Channel" }];
+}
+
+message Bookmark {
+  option (google.api.resource) = {
+    type: "feeds.example.com/Bookmark"
+    pattern: "accounts/{account}/bookmarks/{bookmark}"
+  };
+  string name = 1;
+  map<string, string> labels = 2;
+  string note = 3;
+}
+
+message CreateBookmarkRequest {
+  string name = 1 [(google.api.resource_reference) = { type: "feeds.example.com/Bookmark" }];
+  string channel = 2 [(google.api.resource_reference) = { type: "feeds.example.com/Channel" }];
+  map<string, string> labels = 3;
+}
+
+message GetBookmarkRequest {
+  string bookmark = 1 [(google.api.resource_reference) = { type: "feeds.example.com/Bookmark" }];
 }
 
 message Channel {
@@ -131,11 +172,17 @@ message ArchiveRequest {
 
 /// The mock gateway over [`PROTO`], stateful for `feeds.v1.Feeds`.
 async fn gateway() -> Running {
+    gateway_stateful("[feeds.v1.Feeds]").await
+}
+
+/// The mock gateway over [`PROTO`], stateful for `services` (a YAML list).
+async fn gateway_stateful(services: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("feeds.proto");
     std::fs::write(&file, PROTO).unwrap();
     let pool = protogate::descriptors::load(&[file]).unwrap().pool;
-    let config = Config::parse("mock: {enabled: true, stateful: [feeds.v1.Feeds]}").unwrap();
+    let yaml = format!("mock: {{enabled: true, stateful: {services}}}");
+    let config = Config::parse(&yaml).unwrap();
     let live = protogate::live::Live::fixed(Gateway::build(pool, config, None).unwrap());
     let (tx, rx) = oneshot::channel::<()>();
     let (addr, _) = protogate::server::spawn(live, "127.0.0.1:0".parse().unwrap(), async {
@@ -299,4 +346,42 @@ async fn a_reference_to_what_the_method_makes_is_not_checked() {
     ok(&send(&gw, "PUT", "/v1/accounts/a/channels/c", Some(json!({}))).await);
     let r = ok(&send(&gw, "PUT", "/v1/accounts/a/archives/z", Some(body)).await);
     assert_eq!(r["name"], "accounts/a/archives/z");
+}
+
+#[tokio::test]
+async fn a_create_that_names_the_resource_copies_its_fields() {
+    let gw = gateway().await;
+    let path = "/v1/accounts/a/bookmarks/b";
+    let body = json!({"channel": "accounts/a/channels/c", "labels": {"k": "v"}});
+    // The channel it references must exist.
+    send(&gw, "PUT", path, Some(body.clone()))
+        .await
+        .assert_error(404, 5);
+    ok(&send(&gw, "PUT", "/v1/accounts/a/channels/c", Some(json!({}))).await);
+    let made = ok(&send(&gw, "PUT", path, Some(body.clone())).await);
+    assert_eq!(made["name"], "accounts/a/bookmarks/b");
+    assert_eq!(made["labels"], json!({"k": "v"}));
+    assert_eq!(ok(&send(&gw, "GET", path, None).await), made);
+    send(&gw, "PUT", path, Some(body))
+        .await
+        .assert_error(409, 6);
+}
+
+#[tokio::test]
+async fn references_reach_across_stateful_services() {
+    let reader = json!({"channel": "accounts/a/channels/c"});
+    let path = "/v1/accounts/a/readers/r";
+
+    // Both stateful: a reader of a missing channel is NOT_FOUND.
+    let gw = gateway_stateful("[feeds.v1.Feeds, feeds.v1.Readers]").await;
+    send(&gw, "PUT", path, Some(reader.clone()))
+        .await
+        .assert_error(404, 5);
+    ok(&send(&gw, "PUT", "/v1/accounts/a/channels/c", Some(json!({}))).await);
+    let made = ok(&send(&gw, "PUT", path, Some(reader.clone())).await);
+    assert_eq!(made["channel"], "accounts/a/channels/c");
+
+    // Channels not kept (Feeds not stateful): nothing to check against.
+    let gw = gateway_stateful("[feeds.v1.Readers]").await;
+    ok(&send(&gw, "PUT", path, Some(reader)).await);
 }

@@ -179,7 +179,9 @@ impl Inner {
 
         let service = method.parent_service().full_name().to_string();
         if self.stateful.contains(&service)
-            && let Some(result) = self.state.handle(&method, &request, &self.generator, &key)
+            && let Some(result) =
+                self.state
+                    .handle_with(&method, &request, &self.generator, &key, &self.stateful)
         {
             let msg = result.map_err(GatewayError::Upstream)?;
             return Ok(respond(Source::Stateful, vec![(Duration::ZERO, msg)]));

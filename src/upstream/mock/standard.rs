@@ -30,6 +30,10 @@ pub(super) enum NewResource {
     /// The request *is* the resource, named in full by its own `name`
     /// (Pub/Sub's `CreateTopic(Topic)` under `PUT /v1/{name=…}`).
     Itself,
+    /// The request names the new resource in full in this field and carries
+    /// some of its fields under the same names (Pub/Sub's `CreateSnapshot`:
+    /// `name`, `labels`).
+    Named(FieldDescriptor),
 }
 
 /// Recognises a standard method by name and shape.
@@ -53,7 +57,10 @@ pub(super) fn standard(method: &MethodDescriptor) -> Option<Standard> {
         if input.full_name() == output.full_name() {
             return Some(Standard::Create(output, NewResource::Itself));
         }
-        let field = resource_field(&output)?;
+        let Some(field) = resource_field(&output) else {
+            let name = name_field_for(&input, &output)?;
+            return Some(Standard::Create(output, NewResource::Named(name)));
+        };
         let parent = parent_field_for(&input, &output);
         return Some(Standard::Create(
             output,

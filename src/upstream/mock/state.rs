@@ -7,7 +7,7 @@
 //!
 //! | method            | shape                                                                   |
 //! |-------------------|-------------------------------------------------------------------------|
-//! | `Create<Res>`     | returns `Res`; the request has a `Res` field, maybe a parent, `<res>_id`; or the request *is* a `Res`, named in full |
+//! | `Create<Res>`     | returns `Res`; the request has a `Res` field, maybe a parent, `<res>_id`; or the request *is* a `Res`, named in full; or it names the `Res` in full and carries some of its fields |
 //! | `Get<Res>`        | returns `Res`; the request has a field naming it                        |
 //! | `List<Res>s`      | returns a repeated `Res` (with a `name`) and `next_page_token`          |
 //! | `Update<Res>`     | returns `Res`; the request has a `Res` field, maybe `update_mask`       |
@@ -20,8 +20,8 @@
 //!
 //! Names are `{parent}/{collection}/{id}`, the collection from
 //! [`collection_id`] (`shelves`, `books`) and the id from `<res>_id` or the
-//! next free number; a request that is the resource brings its own name,
-//! which must fit the resource's annotated patterns. Creating a name that
+//! next free number; a request that is the resource, or names it, brings
+//! its own name, which must fit the resource's annotated patterns. Creating a name that
 //! exists is ALREADY_EXISTS (as Pub/Sub's `CreateTopic` answers, though it
 //! is a `PUT`). Create fills what the request leaves unset with
 //! [`Generator::fill_unset`] and stamps `create_time`/`update_time`; List
@@ -32,12 +32,14 @@
 //! (AIP-134's implied mask), and honours `allow_missing`; Delete removes
 //! the resource and, unless a `force` field says no, its children.
 //!
-//! A custom method whose request references (by `resource_reference`) a
-//! type this service's Creates make is NOT_FOUND when that resource is
-//! missing, else generated; a batch answer gets one id per element sent
-//! (`custom::fill_ids`: `Publish` answers one `message_ids` entry per message).
+//! A Create or a custom method whose request references (by
+//! `resource_reference`) a type the stateful services' Creates make is
+//! NOT_FOUND when that resource is missing (a subscription's `topic`,
+//! `Publish`'s `topic`); a custom method's answer is generated, and a batch
+//! answer gets one id per element sent (`custom::fill_ids`: `Publish`
+//! answers one `message_ids` entry per message).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -51,7 +53,7 @@ use prost_reflect::{
 };
 use tonic::Status;
 
-use super::custom::{Reference, fill_ids, references};
+use super::custom::{Reference, copy_same_fields, fill_ids, references};
 use super::fields::{bool_field, int_field, set, string_field};
 use super::generate::{Generator, collection_id, snake_case};
 use super::mask::{apply_path, mask_paths};
@@ -159,7 +161,9 @@ impl CrudStore {
     /// (see the module docs); `None` when it is not, so the caller generates
     /// an answer instead. `key` identifies the call as for
     /// [`Generator::respond`]; Create mixes the new name into it, so two
-    /// equal requests make two different resources.
+    /// equal requests make two different resources. Only the resources that
+    /// `method`'s own service creates are checked as references; see
+    /// [`handle_with`](CrudStore::handle_with).
     pub fn handle(
         &self,
         method: &MethodDescriptor,
@@ -167,17 +171,46 @@ impl CrudStore {
         generator: &Generator,
         key: &[u8],
     ) -> Option<Result<DynamicMessage, Status>> {
-        let Some(standard) = standard(method) else {
-            let refs = references(method);
-            return (!refs.is_empty()).then(|| self.custom(method, &refs, request, generator, key));
-        };
-        Some(match standard {
+        let own = HashSet::from([method.parent_service().full_name().to_owned()]);
+        self.handle_with(method, request, generator, key, &own)
+    }
+
+    /// [`handle`](CrudStore::handle), where the resource types that the
+    /// standard Creates of the `stateful` services make are the ones a
+    /// request may reference (a subscription's `topic`): a Create or a
+    /// custom method naming a missing one is NOT_FOUND.
+    pub fn handle_with(
+        &self,
+        method: &MethodDescriptor,
+        request: &DynamicMessage,
+        generator: &Generator,
+        key: &[u8],
+        stateful: &HashSet<String>,
+    ) -> Option<Result<DynamicMessage, Status>> {
+        if method.is_client_streaming() || method.is_server_streaming() {
+            return None;
+        }
+        let standard = standard(method);
+        if matches!(standard, None | Some(Standard::Create(..))) {
+            let refs = references(method, stateful);
+            if let Err(missing) = self.require(&refs, request) {
+                return Some(Err(missing));
+            }
+            if standard.is_none() {
+                return (!refs.is_empty()).then(|| self.custom(method, request, generator, key));
+            }
+        }
+        Some(match standard? {
             Standard::Create(res, NewResource::Field { field, parent }) => {
                 let parent = parent.and_then(|p| string_field(request, p.name()));
                 self.create(&res, &field, parent, request, generator, key)
             }
             Standard::Create(res, NewResource::Itself) => {
-                self.create_itself(&res, request, generator, key)
+                self.create_named(&res, request.clone(), "name", request, generator, key)
+            }
+            Standard::Create(res, NewResource::Named(name)) => {
+                let resource = copy_same_fields(request, &res);
+                self.create_named(&res, resource, name.name(), request, generator, key)
             }
             Standard::Get(res, name) => self.get(&res, &name, request),
             Standard::List(res, list, parent) => {
@@ -189,6 +222,22 @@ impl CrudStore {
                 self.delete(method, &res, &name, request, generator, key)
             }
         })
+    }
+
+    /// NOT_FOUND when a reference names a resource the store does not hold;
+    /// an empty reference is not checked (the field may be optional).
+    fn require(&self, refs: &[Reference], request: &DynamicMessage) -> Result<(), Status> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let inner = self.lock()?;
+        for r in refs {
+            let name = string_field(request, r.field.name()).unwrap_or_default();
+            if !name.is_empty() && inner.find(&r.resource, &name).is_none() {
+                return Err(not_found(&r.resource, &name));
+            }
+        }
+        Ok(())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, Status> {
@@ -233,20 +282,23 @@ impl CrudStore {
         inner.add(res, name, resource, request, generator, key)
     }
 
-    /// A Create whose request is the resource, named in full (Pub/Sub's
-    /// `CreateTopic`): the name is required and must fit one of the
-    /// resource's annotated patterns, if it has any.
-    fn create_itself(
+    /// A Create that names the new resource in full, in `name_field` of the
+    /// request (Pub/Sub's `CreateTopic`, `CreateSnapshot`): the name is
+    /// required and must fit one of the resource's annotated patterns, if
+    /// it has any.
+    fn create_named(
         &self,
         res: &MessageDescriptor,
+        resource: DynamicMessage,
+        name_field: &str,
         request: &DynamicMessage,
         generator: &Generator,
         key: &[u8],
     ) -> Result<DynamicMessage, Status> {
-        let name = string_field(request, "name").unwrap_or_default();
+        let name = string_field(request, name_field).unwrap_or_default();
         if name.is_empty() {
             return Err(Status::invalid_argument(format!(
-                "name is required to create a {}",
+                "{name_field} is required to create a {}",
                 res.name()
             )));
         }
@@ -259,27 +311,20 @@ impl CrudStore {
             )));
         }
         let mut inner = self.lock()?;
-        inner.add(res, name, request.clone(), request, generator, key)
+        inner.add(res, name, resource, request, generator, key)
     }
 
-    /// A custom method on stored resources: NOT_FOUND when a resource it
-    /// names is missing, else a generated answer with batch ids filled in.
+    /// A custom method on stored resources (their references were checked):
+    /// a generated answer with batch ids filled in.
     fn custom(
         &self,
         method: &MethodDescriptor,
-        refs: &[Reference],
         request: &DynamicMessage,
         generator: &Generator,
         key: &[u8],
     ) -> Result<DynamicMessage, Status> {
-        let mut inner = self.lock()?;
-        for r in refs {
-            let name = string_field(request, r.field.name()).unwrap_or_default();
-            if !name.is_empty() && inner.find(&r.resource, &name).is_none() {
-                return Err(not_found(&r.resource, &name));
-            }
-        }
         let mut response = generator.respond(method, request, key);
+        let mut inner = self.lock()?;
         fill_ids(&mut response, request, || {
             inner.last_batch_id += 1;
             inner.last_batch_id

@@ -159,9 +159,10 @@ class SubscriberRest(unittest.TestCase):
         cls.client = SubscriberClient(**rest_options())
 
     def test_subscription_lifecycle(self):
-        topic = fresh("topics", self.project)
+        project = project_name("lifecycle")  # listed whole below
+        topic = fresh("topics", project)
         self.publisher.create_topic(name=topic)
-        name = fresh("subscriptions", self.project)
+        name = fresh("subscriptions", project)
         created = self.client.create_subscription(
             name=name, topic=topic, ack_deadline_seconds=42
         )
@@ -171,7 +172,7 @@ class SubscriberRest(unittest.TestCase):
         with self.assertRaises(exceptions.Conflict):
             self.client.create_subscription(name=name, topic=topic)
 
-        listed = [s.name for s in self.client.list_subscriptions(project=self.project)]
+        listed = [s.name for s in self.client.list_subscriptions(project=project)]
         self.assertEqual(listed, [name])
 
         # Custom methods on a stored subscription answer (generated)...
@@ -190,6 +191,35 @@ class SubscriberRest(unittest.TestCase):
                 call()
         # Deleting the subscription left its topic alone.
         self.assertEqual(self.publisher.get_topic(topic=topic).name, topic)
+
+    def test_a_subscription_needs_its_topic(self):
+        with self.assertRaises(exceptions.NotFound):
+            self.client.create_subscription(
+                name=fresh("subscriptions", self.project),
+                topic=fresh("topics", self.project),
+            )
+
+    def test_snapshot_lifecycle(self):
+        # CreateSnapshotRequest names the snapshot and carries its labels.
+        topic = fresh("topics", self.project)
+        self.publisher.create_topic(name=topic)
+        subscription = fresh("subscriptions", self.project)
+        self.client.create_subscription(name=subscription, topic=topic)
+        name = fresh("snapshots", self.project)
+        with self.assertRaises(exceptions.NotFound):
+            self.client.create_snapshot(
+                name=name, subscription=fresh("subscriptions", self.project)
+            )
+        made = self.client.create_snapshot(
+            request={"name": name, "subscription": subscription, "labels": {"k": "v"}}
+        )
+        self.assertEqual((made.name, dict(made.labels)), (name, {"k": "v"}))
+        self.assertEqual(self.client.get_snapshot(snapshot=name), made)
+        listed = [s.name for s in self.client.list_snapshots(project=self.project)]
+        self.assertEqual(listed, [name])
+        self.assertIsNone(self.client.delete_snapshot(snapshot=name))
+        with self.assertRaises(exceptions.NotFound):
+            self.client.get_snapshot(snapshot=name)
 
 
 class IamMixinRest(unittest.TestCase):
