@@ -200,6 +200,7 @@ async fn serve_starts_and_warns_naming_the_rule_its_file_and_why() {
     let routes = bad_routes_file(dir.path());
     let mut child = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--routes", &routes])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .args(["--log-format", "json", "--watch", "false"])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -208,11 +209,13 @@ async fn serve_starts_and_warns_naming_the_rule_its_file_and_why() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let _child = KillOnDrop(child);
-    let mut warning = None;
-    let mut addr = None;
+    let (mut warning, mut addr, mut admin) = (None, None, None);
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
         if line.contains("rule skipped") {
             warning = Some(line.clone());
+        }
+        if let Some(a) = common::process::address_after(&line, "admin endpoints on http://") {
+            admin = Some(a);
         }
         if let Some(a) = common::process::address_after(&line, "listening on http://") {
             addr = Some(a);
@@ -244,6 +247,18 @@ async fn serve_starts_and_warns_naming_the_rule_its_file_and_why() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+    // Operators see the count in the metrics too.
+    let admin = admin.expect("the admin listener");
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "protogate_routes_skipped 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
