@@ -385,3 +385,25 @@ async fn references_reach_across_stateful_services() {
     let gw = gateway_stateful("[feeds.v1.Readers]").await;
     ok(&send(&gw, "PUT", path, Some(reader)).await);
 }
+
+#[tokio::test]
+async fn a_generated_batch_answer_has_one_id_per_message_too() {
+    let gw = gateway_stateful("[]").await;
+    let post = "/v1/accounts/a/channels/c:post";
+    for n in [0usize, 1, 5] {
+        let body = json!({"entries": vec![json!({}); n]});
+        let r = send(&gw, "POST", post, Some(body.clone())).await;
+        assert_eq!(
+            r.header("grpc-metadata-x-protogate-mock"),
+            Some("generated")
+        );
+        let ids = r.json()["entryIds"].as_array().cloned().unwrap_or_default();
+        assert_eq!(ids.len(), n, "{}", r.text());
+        // Generated answers are deterministic: the same request, the same ids.
+        let again = send(&gw, "POST", post, Some(body)).await.json();
+        assert_eq!(
+            again["entryIds"].as_array().cloned().unwrap_or_default(),
+            ids
+        );
+    }
+}

@@ -2,14 +2,12 @@
 //! `Publish` on a topic, `Pull` on a subscription, a subscription's
 //! `topic`. The store knows whether the resource exists, so a call naming a
 //! missing one is NOT_FOUND; a custom method's answer itself is generated,
-//! with one rule for batches (see [`fill_ids`]).
+//! its batch ids from the store's counter ([`super::batch`]).
 
 use std::collections::HashSet;
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor};
-use prost_reflect::{ReflectMessage, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor, MethodDescriptor};
 
-use super::generate::pluralize;
 use super::resource_fields::{is_string, reference, resource_option};
 use super::standard::{Standard, standard};
 
@@ -59,48 +57,6 @@ fn created_types(
             _ => None,
         })
         .collect()
-}
-
-/// The batch rule: a repeated response field called `<x>_ids` gets one id
-/// from `next_id` per element of the request's repeated field named the
-/// plural of `<x>`, in order (`Publish`: `messages` → `message_ids`).
-/// String fields get decimal ids, integer fields the numbers; other fields
-/// and responses without such a pair are left as generated.
-pub(super) fn fill_ids(
-    response: &mut DynamicMessage,
-    request: &DynamicMessage,
-    mut next_id: impl FnMut() -> u64,
-) {
-    let fields: Vec<FieldDescriptor> = response.descriptor().fields().collect();
-    for field in fields.iter().filter(|f| f.is_list() && !f.is_map()) {
-        let Some(stem) = field.name().strip_suffix("_ids") else {
-            continue;
-        };
-        let Some(batch) = request.descriptor().get_field_by_name(&pluralize(stem)) else {
-            continue;
-        };
-        if !batch.is_list() || batch.is_map() {
-            continue;
-        }
-        let count = request
-            .get_field(&batch)
-            .as_list()
-            .map_or(0, <[Value]>::len);
-        let ids: Option<Vec<Value>> = (0..count).map(|_| id_value(field, next_id())).collect();
-        if let Some(ids) = ids {
-            let _ = response.try_set_field(field, Value::List(ids));
-        }
-    }
-}
-
-/// `n` as a value of the field's kind; `None` for kinds ids are not.
-fn id_value(field: &FieldDescriptor, n: u64) -> Option<Value> {
-    Some(match field.kind() {
-        Kind::String => Value::String(n.to_string()),
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(i64::try_from(n).ok()?),
-        Kind::Uint64 | Kind::Fixed64 => Value::U64(n),
-        _ => return None,
-    })
 }
 
 /// A new `res` holding the request's fields that `res` has under the same

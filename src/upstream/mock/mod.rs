@@ -9,6 +9,7 @@
 //! response (same method + request + seed → same bytes). Every response
 //! carries `x-protogate-mock` metadata saying which of the three answered.
 
+mod batch;
 mod custom;
 mod fields;
 pub mod generate;

@@ -36,7 +36,7 @@
 //! `resource_reference`) a type the stateful services' Creates make is
 //! NOT_FOUND when that resource is missing (a subscription's `topic`,
 //! `Publish`'s `topic`); a custom method's answer is generated, and a batch
-//! answer gets one id per element sent (`custom::fill_ids`: `Publish`
+//! answer gets one id per element sent (`batch.rs`: `Publish`
 //! answers one `message_ids` entry per message).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -53,7 +53,8 @@ use prost_reflect::{
 };
 use tonic::Status;
 
-use super::custom::{Reference, copy_same_fields, fill_ids, references};
+use super::batch::fill_ids;
+use super::custom::{Reference, copy_same_fields, references};
 use super::fields::{bool_field, int_field, set, string_field};
 use super::generate::{Generator, collection_id, snake_case};
 use super::mask::{apply_path, mask_paths};

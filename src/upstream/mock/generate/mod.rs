@@ -117,6 +117,7 @@ use prost_reflect::{
 };
 use rand_chacha::ChaCha8Rng;
 
+use super::batch::fill_ids;
 use echo::{echo, list_shape, merge_unset};
 use formats::lower_word;
 use names::{
@@ -211,6 +212,11 @@ impl Generator {
     ) -> DynamicMessage {
         let out = method.output();
         let mut resp = self.response(&out, request, key);
+        // One id per element sent (the batch rule), like Pub/Sub's ids.
+        let mut rng = self.draw(key).rng("#batch-ids");
+        fill_ids(&mut resp, request, || {
+            rng.random_range(1_000_000_000_000_000..10_000_000_000_000_000)
+        });
         if out.full_name() == HTTP_BODY && words(&snake_case(method.name())).any(is_image_word) {
             set(&mut resp, "content_type", Value::String("image/png".into()));
             set(&mut resp, "data", Value::Bytes(TINY_PNG.to_vec().into()));
