@@ -72,6 +72,36 @@ async fn of_two_identical_templates_the_first_registered_is_served() {
 }
 
 #[test]
+fn a_bad_annotation_is_skipped_naming_its_proto_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.proto"),
+        r#"syntax = "proto3";
+package skip.v1;
+import "google/api/annotations.proto";
+message Req { string name = 1; }
+service S {
+  rpc Bad(Req) returns (Req) { option (google.api.http) = {get: "/v1/{missing}"}; }
+  rpc Good(Req) returns (Req) { option (google.api.http) = {get: "/v1/{name}"}; }
+}
+"#,
+    )
+    .unwrap();
+    let pool = protogate::descriptors::load(&[dir.path().join("bad.proto")])
+        .unwrap()
+        .pool;
+    let gw = Gateway::build(pool, Config::default(), None).unwrap();
+    let skipped: Vec<String> = gw.skipped().iter().map(ToString::to_string).collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(
+        skipped[0].starts_with("skip.v1.S.Bad (GET /v1/{missing}) [annotation in bad.proto]: "),
+        "{skipped:?}"
+    );
+    let keys: Vec<&str> = gw.routes().iter().map(|r| r.key.as_str()).collect();
+    assert!(keys.contains(&"GET /v1/{name}"), "{keys:?}");
+}
+
+#[test]
 fn strict_refuses_to_build_naming_the_rule() {
     let yaml = format!(
         "routing: {{strict: true}}\nhttp:\n  rules:\n{}{}",
