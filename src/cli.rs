@@ -65,9 +65,31 @@ pub struct CommonArgs {
     /// with a warning); also `routing.strict` in routes.yaml.
     #[arg(long, env = "PROTOGATE_STRICT")]
     pub strict: bool,
-    /// routes.yaml (default: ./routes.yaml when it exists).
-    #[arg(long, env = "PROTOGATE_ROUTES")]
-    pub routes: Option<PathBuf>,
+    /// routes.yaml or a google.api.Service file (default: ./routes.yaml
+    /// when it exists); repeatable (one service config per API), merged.
+    #[arg(long, env = "PROTOGATE_ROUTES", value_delimiter = ',')]
+    pub routes: Vec<PathBuf>,
+    /// An include root for `.proto` imports and names, like protoc's `-I`;
+    /// repeatable, searched in order (before routes.yaml's
+    /// `descriptors.proto_path`).
+    #[arg(
+        short = 'I',
+        long = "proto-path",
+        env = "PROTOGATE_PROTO_PATH",
+        value_delimiter = ',',
+        value_name = "DIR"
+    )]
+    pub proto_path: Vec<PathBuf>,
+    /// Serve only the services matching these globs, e.g.
+    /// `google.pubsub.v1.*`; repeatable (replaces routes.yaml's
+    /// `descriptors.services`).
+    #[arg(
+        long = "services",
+        env = "PROTOGATE_SERVICES",
+        value_delimiter = ',',
+        value_name = "GLOB"
+    )]
+    pub services: Vec<String>,
 }
 
 /// `serve` flags.
@@ -138,14 +160,17 @@ fn parse_source(text: &str) -> Result<DescriptorSource, String> {
 impl CommonArgs {
     /// The gateway settings these flags describe.
     pub fn settings(&self) -> Settings {
-        let routes = self.routes.clone().or_else(|| {
-            let default = PathBuf::from("routes.yaml");
-            default.exists().then_some(default)
-        });
+        let mut routes = self.routes.clone();
+        let default = PathBuf::from("routes.yaml");
+        if routes.is_empty() && default.exists() {
+            routes.push(default);
+        }
         Settings {
             descriptors: self.descriptors.clone(),
             routes,
             strict: self.strict,
+            proto_path: self.proto_path.clone(),
+            services: self.services.clone(),
             ..Settings::default()
         }
     }

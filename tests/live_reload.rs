@@ -55,7 +55,7 @@ async fn counting_backend(store: LibraryBackend) -> CountingBackend {
 fn settings(routes: &Path) -> Settings {
     Settings {
         descriptors: vec![DescriptorSource::Path(common::descriptors_dir())],
-        routes: Some(routes.to_path_buf()),
+        routes: vec![routes.to_path_buf()],
         watch: Some(false),
         ..Settings::default()
     }

@@ -7,10 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_norway::{Mapping, Value};
 
 mod auth;
 mod compression;
 mod health;
+mod merge;
+mod service_auth;
+mod service_backend;
+mod service_config;
 mod units;
 
 pub use auth::{AuthConfig, AuthRule, ClaimValues, DefaultPolicy, ProviderConfig, TokenSources};
@@ -64,6 +69,27 @@ pub struct Config {
     /// Upstream health checks (readiness).
     #[serde(default)]
     pub health: HealthOptions,
+    /// Include paths for `.proto` sources and the services to serve.
+    #[serde(default)]
+    pub descriptors: DescriptorOptions,
+    /// What the operator should hear about the file that is not an error
+    /// (google.api.Service sections protogate ignores).
+    #[serde(skip)]
+    pub notices: Vec<String>,
+}
+
+/// The `descriptors:` section: how `.proto` sources are found and which
+/// services are served.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DescriptorOptions {
+    /// Include roots for imports and import names, like protoc's `-I`
+    /// (after any given with `--proto-path`). Relative to the working
+    /// directory, as the command line's paths are.
+    pub proto_path: Vec<PathBuf>,
+    /// Serve only the services matching these globs (`google.pubsub.v1.*`);
+    /// empty: every service except those of the built-in Google files.
+    pub services: Vec<String>,
 }
 
 /// CORS: which browser origins may call the gateway. Off while
@@ -408,35 +434,75 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and validates a routes.yaml file.
+    /// Reads and validates a routes.yaml file (or a google.api.Service
+    /// file, see [`Config::parse`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read(path)?;
         Config::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
         })
     }
 
-    /// Parses and validates routes.yaml text.
+    /// Reads several routes files (one service config per API) and merges
+    /// them: rules and lists add up, a setting given differently in two
+    /// files is an error naming both.
+    pub fn load_all(paths: &[PathBuf]) -> Result<Config, ConfigError> {
+        match paths {
+            [] => Ok(Config::default()),
+            [one] => Config::load(one),
+            _ => {
+                let mut docs = Vec::new();
+                let mut notices = Vec::new();
+                for p in paths {
+                    // Each file alone first, so a typo names its file.
+                    let one = Config::load(p)?;
+                    notices.extend(one.notices.iter().map(|n| format!("{}: {n}", p.display())));
+                    let (doc, _) = document(&read(p)?).map_err(|message| ConfigError::Invalid {
+                        path: p.clone(),
+                        message,
+                    })?;
+                    docs.push((p.clone(), doc));
+                }
+                let all = PathBuf::from(
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" + "),
+                );
+                let invalid = |message: String| ConfigError::Invalid {
+                    path: all.clone(),
+                    message,
+                };
+                let merged = merge::merge_all(docs).map_err(|c| invalid(c.join("\n")))?;
+                let mut config: Config = serde_norway::from_value(Value::Mapping(merged))
+                    .map_err(|e| invalid(e.to_string()))?;
+                config.validate().map_err(invalid)?;
+                config.notices = notices;
+                Ok(config)
+            }
+        }
+    }
+
+    /// Parses and validates routes.yaml text. A whole google.api.Service
+    /// file is accepted too: its `apis`, `backend` and `authentication`
+    /// sections become protogate's, the rest is ignored with a notice.
     ///
     /// ```
     /// let err = protogate::config::Config::parse("json: {emit_default: true}").unwrap_err();
     /// assert!(err.contains("unknown field `emit_default`"), "{err}");
     /// ```
     pub fn parse(text: &str) -> Result<Config, String> {
-        // An empty file (or only comments) is a valid, empty configuration.
-        let config: Config = if text.lines().all(|l| {
-            let l = l.trim();
-            l.is_empty() || l.starts_with('#')
-        }) {
-            Config::default()
-        } else {
-            serde_norway::from_str(text).map_err(|e| e.to_string())?
+        let (doc, notices) = document(text)?;
+        let mut config: Config = match &notices {
+            // Plain routes.yaml: parsed from the text, so errors carry lines.
+            None if doc.is_empty() => Config::default(),
+            None => serde_norway::from_str(text).map_err(|e| e.to_string())?,
+            Some(_) => serde_norway::from_value(Value::Mapping(doc)).map_err(|e| e.to_string())?,
         };
         config.validate()?;
+        config.notices = notices.unwrap_or_default();
         Ok(config)
     }
 
@@ -482,6 +548,35 @@ impl Config {
             Err(problems.join("\n"))
         }
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The file as a YAML mapping, google.api.Service sections translated
+/// (the notices are `Some` exactly when the file is a service config).
+fn document(text: &str) -> Result<(Mapping, Option<Vec<String>>), String> {
+    // An empty file (or only comments) is a valid, empty configuration.
+    if text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#')
+    }) {
+        return Ok((Mapping::new(), None));
+    }
+    let mut doc: Mapping = match serde_norway::from_str(text).map_err(|e| e.to_string())? {
+        Value::Mapping(m) => m,
+        Value::Null => Mapping::new(),
+        _ => return Err("expected a mapping of sections at the top level".into()),
+    };
+    if !service_config::is_service_config(&doc) {
+        return Ok((doc, None));
+    }
+    let notices = service_config::translate(&mut doc)?;
+    Ok((doc, Some(notices)))
 }
 
 /// Checks an upstream URL: `http://` or `https://` with a host and port.

@@ -38,8 +38,8 @@ pub const DEFAULT_FORWARDED_HEADERS: &[&str] =
 pub struct Settings {
     /// Descriptor sets, `.proto` files, directories, or reflection servers.
     pub descriptors: Vec<DescriptorSource>,
-    /// routes.yaml, if any.
-    pub routes: Option<PathBuf>,
+    /// routes.yaml files (or google.api.Service files), merged in order.
+    pub routes: Vec<PathBuf>,
     /// `--upstream`: overrides the default upstream's URL.
     pub upstream: Option<String>,
     /// `--mock`.
@@ -54,15 +54,16 @@ pub struct Settings {
     pub watch: Option<bool>,
     /// `--strict`: a rule that cannot be served fails the load.
     pub strict: bool,
+    /// `-I`/`--proto-path`: searched before routes.yaml's.
+    pub proto_path: Vec<PathBuf>,
+    /// `--services`: replaces routes.yaml's allow-list when given.
+    pub services: Vec<String>,
 }
 
 impl Settings {
     /// routes.yaml (or the defaults), with the flags applied.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        let mut config = match &self.routes {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
+        let mut config = Config::load_all(&self.routes)?;
         self.apply(&mut config);
         Ok(config)
     }
@@ -107,6 +108,24 @@ impl Settings {
             config.reload.watch = watch;
         }
         config.routing.strict |= self.strict;
+        let d = &mut config.descriptors;
+        d.proto_path = self
+            .proto_path
+            .iter()
+            .chain(&d.proto_path)
+            .cloned()
+            .collect();
+        if !self.services.is_empty() {
+            d.services = self.services.clone();
+        }
+    }
+
+    /// How descriptors load under `config`.
+    pub fn load_options(config: &Config) -> descriptors::LoadOptions {
+        descriptors::LoadOptions {
+            proto_path: config.descriptors.proto_path.clone(),
+            services: descriptors::ServiceFilter::new(config.descriptors.services.iter().cloned()),
+        }
     }
 }
 
@@ -208,8 +227,15 @@ impl Gateway {
                 sources.push(s);
             }
         }
-        let loaded = descriptors::load_sources(&sources, &resources.reflected())?;
-        let routes_file = settings.routes.as_deref();
+        let loaded = descriptors::load_with(
+            &sources,
+            &resources.reflected(),
+            &Settings::load_options(&config),
+        )?;
+        for notice in config.notices.iter().chain(&loaded.notices) {
+            tracing::info!("{notice}");
+        }
+        let routes_file = settings.routes.first().map(PathBuf::as_path);
         let mut gw = Gateway::build_loaded(
             &loaded,
             config,
@@ -251,13 +277,16 @@ impl Gateway {
         routes_file: Option<&std::path::Path>,
     ) -> Result<Gateway, LoadError> {
         let pool = loaded.pool.clone();
+        let served = Settings::load_options(&config).services;
         let opts = RulesOptions {
             auto_map: config.routing.auto_map,
             fully_decode_reserved_expansion: config.http.fully_decode_reserved_expansion,
             strict: config.routing.strict,
             config_file: routes_file.map(|p| p.display().to_string()),
+            services: served.clone(),
         };
         let mut errors = Vec::new();
+        check_allow_list(&pool, &served, &mut errors);
         let table = match rules::build(&pool, &config.http.rules, &opts) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -313,7 +342,7 @@ impl Gateway {
         } else {
             None
         };
-        let grpc_targets = method_targets(&pool, &config, &upstreams, mock.as_ref());
+        let grpc_targets = method_targets(&pool, &config, &served, &upstreams, mock.as_ref());
         let route_targets = table
             .routes
             .iter()
@@ -411,6 +440,7 @@ impl Gateway {
 fn method_targets(
     pool: &DescriptorPool,
     config: &Config,
+    served: &descriptors::ServiceFilter,
     upstreams: &Upstreams,
     mock: Option<&MockBackend>,
 ) -> HashMap<String, Arc<Target>> {
@@ -418,7 +448,7 @@ fn method_targets(
         config.mock.services.is_empty() || config.mock.services.iter().any(|s| s == service)
     };
     let mut out = HashMap::new();
-    for service in pool.services() {
+    for service in pool.services().filter(|s| served.allows(s)) {
         let name = service.full_name().to_string();
         let upstream = upstreams.for_service(&name);
         let (backend, label): (Option<Arc<dyn Backend>>, Arc<str>) = match mock {
@@ -444,6 +474,23 @@ fn method_targets(
         }
     }
     out
+}
+
+/// A `services:` glob that matches nothing is most likely a typo.
+fn check_allow_list(
+    pool: &DescriptorPool,
+    served: &descriptors::ServiceFilter,
+    errors: &mut Vec<RuleError>,
+) {
+    for pattern in served.patterns() {
+        let one = descriptors::ServiceFilter::new([pattern.as_str()]);
+        if !pool.services().any(|s| one.allows(&s)) {
+            errors.push(RuleError {
+                rule: format!("descriptors.services {pattern}"),
+                message: "matches no service in the descriptors".into(),
+            });
+        }
+    }
 }
 
 fn check_services(

@@ -146,6 +146,8 @@ pub struct RulesOptions {
     pub strict: bool,
     /// The routes.yaml path, to name where a skipped rule is written.
     pub config_file: Option<String>,
+    /// The services to route (the `services:` allow-list).
+    pub services: crate::descriptors::ServiceFilter,
 }
 
 impl Default for RulesOptions {
@@ -155,6 +157,7 @@ impl Default for RulesOptions {
             fully_decode_reserved_expansion: false,
             strict: false,
             config_file: None,
+            services: Default::default(),
         }
     }
 }
@@ -216,7 +219,7 @@ pub fn build(
     let yaml = yaml_rules(pool, config_rules, &config, &mut table.skipped);
 
     let http_ext = pool.get_extension_by_name("google.api.http");
-    for service in pool.services() {
+    for service in pool.services().filter(|s| opts.services.allows(s)) {
         for method in service.methods() {
             let selector = method.full_name().to_string();
             let annotated = Origin {
