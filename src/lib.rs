@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod cors;
 pub mod descriptors;
+pub mod error_format;
 pub mod gateway;
 pub mod health;
 pub mod live;

@@ -1,7 +1,8 @@
 //! gRPC status ↔ HTTP status, the gateway's error type, and the one JSON error
 //! shape every error leaves the gateway in:
 //! `{"code": <grpc code>, "message": "...", "details": [{"@type": ...}]}`
-//! (google.rpc.Status in proto3 JSON).
+//! (google.rpc.Status in proto3 JSON). REST answers may take another
+//! configured shape (`errors:`, [`crate::error_format`]).
 
 use std::time::Duration;
 
@@ -40,6 +41,34 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::Unauthenticated => 401,
     };
     StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The canonical name of a gRPC code (`NOT_FOUND`), as google.rpc.Code
+/// spells it.
+///
+/// ```
+/// assert_eq!(protogate::status::code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
+/// ```
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// One field violation for a `google.rpc.BadRequest` detail.
@@ -138,6 +167,16 @@ pub enum GatewayError {
     /// The route exists but the gateway cannot serve it this way.
     #[error("{0}")]
     Unimplemented(String),
+    /// The HTTP parser refused the request before it was routed: a
+    /// malformed request line, header or Content-Length (400), a URI too
+    /// long (414), a head over `limits.max_header_bytes` (431).
+    #[error("{message}")]
+    Unparsable {
+        /// 400, 414 or 431.
+        status: StatusCode,
+        /// What was wrong.
+        message: String,
+    },
     /// The upstream could not be reached.
     #[error("upstream unavailable: {0}")]
     UpstreamUnavailable(String),
@@ -262,6 +301,10 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => Code::ResourceExhausted,
             GatewayError::BodyTimeout(_) => Code::DeadlineExceeded,
             GatewayError::UnsupportedMediaType { .. } => Code::InvalidArgument,
+            GatewayError::Unparsable { status, .. } => match status.as_u16() {
+                431 => Code::ResourceExhausted,
+                _ => Code::InvalidArgument,
+            },
             GatewayError::MessageTooLarge { .. }
             | GatewayError::DecodeBudget { .. }
             | GatewayError::HeadersTooLarge { .. } => Code::ResourceExhausted,
@@ -292,6 +335,7 @@ impl GatewayError {
             GatewayError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             GatewayError::MalformedFrame(_) => StatusCode::BAD_REQUEST,
             GatewayError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::Unparsable { status, .. } => *status,
             // An upstream that says OK without a message is not a success.
             GatewayError::Upstream(s) if s.code() == Code::Ok => StatusCode::BAD_GATEWAY,
             other => http_status(other.code()),
@@ -344,8 +388,21 @@ impl GatewayError {
 
     /// The google.rpc.Status JSON body. Upstream details are decoded through
     /// `pool`; a detail whose type the pool lacks keeps its raw bytes.
+    /// REST answers take the configured shape instead
+    /// ([`crate::error_format::ErrorFormat`]); this is its default.
     pub fn to_json(&self, pool: &DescriptorPool) -> serde_json::Value {
-        let details = match self {
+        json!({
+            "code": self.code() as i32,
+            "message": self.to_string(),
+            "details": self.details_json(pool),
+        })
+    }
+
+    /// The details, each a `google.protobuf.Any` in proto3 JSON: the
+    /// upstream's own (decoded through `pool`), or the gateway's
+    /// `google.rpc.BadRequest` when a field is at fault.
+    pub fn details_json(&self, pool: &DescriptorPool) -> Vec<serde_json::Value> {
+        match self {
             GatewayError::BadRequest {
                 violation: Some(v), ..
             } => vec![json!({
@@ -354,15 +411,10 @@ impl GatewayError {
             })],
             GatewayError::Upstream(s) => decode_details(pool, s.details()),
             _ => Vec::new(),
-        };
-        json!({
-            "code": self.code() as i32,
-            "message": self.to_string(),
-            "details": details,
-        })
+        }
     }
 
-    /// The JSON body as bytes.
+    /// The google.rpc.Status JSON body as bytes.
     pub fn to_body(&self, pool: &DescriptorPool) -> Bytes {
         Bytes::from(self.to_json(pool).to_string())
     }

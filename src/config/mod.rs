@@ -11,6 +11,7 @@ use serde_norway::{Mapping, Value};
 
 mod auth;
 mod compression;
+pub mod errors;
 mod health;
 mod merge;
 mod service_auth;
@@ -69,6 +70,9 @@ pub struct Config {
     /// Upstream health checks (readiness).
     #[serde(default)]
     pub health: HealthOptions,
+    /// The body of REST error responses: `status`, `grpc-gateway-v1` or a template.
+    #[serde(default)]
+    pub errors: errors::ErrorsConfig,
     /// Include paths for `.proto` sources and the services to serve.
     #[serde(default)]
     pub descriptors: DescriptorOptions,

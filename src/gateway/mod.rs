@@ -17,6 +17,7 @@ use prost_reflect::DescriptorPool;
 use crate::call::Backend;
 use crate::config::{Config, ConfigError};
 use crate::descriptors::{self, DescriptorError, DescriptorSource};
+use crate::error_format::ErrorFormat;
 use crate::pipeline::{Hooks, Target};
 use crate::routing::SkippedRule;
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
@@ -184,6 +185,8 @@ pub struct Gateway {
     pub reflection_urls: Vec<String>,
     /// CORS, when origins are configured.
     pub cors: Option<tower_http::cors::CorsLayer>,
+    /// The shape of REST error bodies (`errors:`).
+    pub error_format: ErrorFormat,
     /// The configuration it was built from.
     pub config: Config,
 }
@@ -316,6 +319,13 @@ impl Gateway {
             });
             None
         });
+        let error_format = ErrorFormat::build(&config.errors, &config.json).unwrap_or_else(|e| {
+            errors.push(RuleError {
+                rule: e.setting().into(),
+                message: e.to_string(),
+            });
+            ErrorFormat::default()
+        });
         // When the load fails anyway, the rules it would skip are listed too.
         if !errors.is_empty()
             && let Some(t) = &table
@@ -402,6 +412,7 @@ impl Gateway {
             missing: Vec::new(),
             reflection_urls: Vec::new(),
             cors,
+            error_format,
             config,
         })
     }

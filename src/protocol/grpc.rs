@@ -78,7 +78,8 @@ pub(crate) async fn handle_as(
             path: req.uri().path().to_string(),
             allowed: vec!["POST".into()],
         };
-        let mut resp = super::rest::error_response(&gw, &e, false);
+        let request = super::rest::request_info(&gw, &req);
+        let mut resp = super::rest::error_response(&gw, &e, false, request.as_ref());
         resp.headers_mut().extend(status_trailers(&to_status(&e)));
         exchange.finish(resp.status(), Err(&e));
         return resp;

@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use super::rewrite::JsonErrors;
+use super::rewrite::{JsonErrors, RenderError};
 use crate::config::Limits;
 
 /// What the listener enforces (from `limits:`; read when the listener
@@ -56,7 +56,22 @@ pub async fn serve(
     limits: ListenerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let builders = Arc::new(builders(&limits));
+    serve_with(listener, router, limits, None, shutdown).await
+}
+
+/// Like [`serve`], with the answers hyper makes itself (400, 414, 431)
+/// written by `errors` (the configured REST error format).
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ListenerLimits,
+    errors: Option<RenderError>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let builders = Arc::new(Builders {
+        errors,
+        ..builders(&limits)
+    });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let open = Arc::new(Semaphore::new(0));
@@ -104,6 +119,7 @@ pub async fn serve(
 struct Builders {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
+    errors: Option<RenderError>,
 }
 
 fn builders(limits: &ListenerLimits) -> Builders {
@@ -116,7 +132,11 @@ fn builders(limits: &ListenerLimits) -> Builders {
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
-    Builders { h1, h2 }
+    Builders {
+        h1,
+        h2,
+        errors: None,
+    }
 }
 
 /// What starts an HTTP/2 connection with prior knowledge (h2c).
@@ -165,7 +185,11 @@ async fn connection(
     };
     let activity = Arc::new(Activity::new());
     let service = TowerToHyperService::new(tracked(router, &activity));
-    let io = TokioIo::new(JsonErrors::new(tcp, limits.max_header_bytes));
+    let io = TokioIo::new(JsonErrors::new(
+        tcp,
+        limits.max_header_bytes,
+        builders.errors.clone(),
+    ));
     if h2 {
         let conn = builders.h2.serve_connection(io, service);
         drive(conn, |c| c.graceful_shutdown(), &activity, limits, stop).await;

@@ -138,7 +138,12 @@ pub async fn serve(
         shutdown.await;
         stopping.health().stop();
     };
-    conn::serve(listener, router(live), limits, shutdown).await
+    let current = live.clone();
+    let errors: rewrite::RenderError = Arc::new(move |e| {
+        let gw = current.current();
+        gw.error_format.render(e, &gw.pool, None, false)
+    });
+    conn::serve_with(listener, router(live), limits, Some(errors), shutdown).await
 }
 
 /// Binds `addr` and serves in a background task; returns the bound address

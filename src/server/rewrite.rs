@@ -2,8 +2,8 @@
 //! a bad Content-Length, a URI or header block over the limits) never reach
 //! the router: hyper answers them itself with a bodiless 400, 414 or 431.
 //! This IO wrapper recognises those automatic answers on their way out and
-//! sends the gateway's JSON error shape instead, so clients always get
-//! `{code, message, details}`.
+//! sends the gateway's error shape instead: the configured one (`errors:`)
+//! when the listener has a [`RenderError`], else `{code, message, details}`.
 //!
 //! Only hyper writes such heads: every answer the gateway makes carries a
 //! `content-type`, and hyper's automatic ones never do.
@@ -20,9 +20,18 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes};
-use serde_json::json;
+use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::error_format::{RenderedError, status_json};
+use crate::status::GatewayError;
+
+/// Renders an error in the current snapshot's format (it is asked per
+/// answer, so the format reloads).
+pub type RenderError = Arc<dyn Fn(&GatewayError) -> RenderedError + Send + Sync>;
 
 /// An IO whose hyper-made error answers become JSON.
 pub struct JsonErrors<IO> {
@@ -30,6 +39,7 @@ pub struct JsonErrors<IO> {
     /// A replacement answer not yet fully written.
     pending: Bytes,
     max_header_bytes: usize,
+    render: Option<RenderError>,
     /// While closing: read what the client is still sending.
     linger: Option<Linger>,
     lingered: bool,
@@ -45,21 +55,27 @@ const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 const LINGER_BYTES: usize = 64 << 20;
 
 impl<IO> JsonErrors<IO> {
-    /// Wraps `inner`; `max_header_bytes` is named in 431 answers.
-    pub fn new(inner: IO, max_header_bytes: usize) -> JsonErrors<IO> {
+    /// Wraps `inner`; `max_header_bytes` is named in 431 answers, which
+    /// `render` writes (the google.rpc.Status JSON without it).
+    pub fn new(inner: IO, max_header_bytes: usize, render: Option<RenderError>) -> JsonErrors<IO> {
         JsonErrors {
             inner,
             pending: Bytes::new(),
             max_header_bytes,
+            render,
             linger: None,
             lingered: false,
         }
     }
 }
 
-/// The JSON answer replacing `head`, when `head` is one of hyper's
-/// automatic error answers.
-fn replacement(head: &[u8], max_header_bytes: usize) -> Option<Bytes> {
+/// The answer replacing `head`, when `head` is one of hyper's automatic
+/// error answers.
+fn replacement(
+    head: &[u8],
+    max_header_bytes: usize,
+    render: Option<&RenderError>,
+) -> Option<Bytes> {
     let status = match head.get(..13)? {
         b"HTTP/1.1 400 " | b"HTTP/1.0 400 " => 400,
         b"HTTP/1.1 414 " | b"HTTP/1.0 414 " => 414,
@@ -72,24 +88,32 @@ fn replacement(head: &[u8], max_header_bytes: usize) -> Option<Bytes> {
     if has(b"\r\ncontent-type:") || !has(b"\r\ncontent-length: 0") {
         return None;
     }
-    let (reason, code, message) = match status {
+    let (status, message) = match status {
         400 => (
-            "Bad Request",
-            3,
+            StatusCode::BAD_REQUEST,
             "malformed HTTP request: the request line, a header or the Content-Length could not be read".to_string(),
         ),
-        414 => ("URI Too Long", 3, "the request URI is too long".to_string()),
+        414 => (StatusCode::URI_TOO_LONG, "the request URI is too long".to_string()),
         _ => (
-            "Request Header Fields Too Large",
-            8,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!("the request headers exceed the limit of {max_header_bytes} bytes (limits.max_header_bytes)"),
         ),
     };
-    let body = json!({"code": code, "message": message, "details": []}).to_string();
-    Some(Bytes::from(format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )))
+    let err = GatewayError::Unparsable { status, message };
+    let rendered = match render {
+        Some(render) => render(&err),
+        None => status_json(&err, &Default::default(), false),
+    };
+    let mut answer = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        String::from_utf8_lossy(rendered.content_type.as_bytes()),
+        rendered.body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&rendered.body);
+    Some(Bytes::from(answer))
 }
 
 impl<IO: AsyncWrite + Unpin> JsonErrors<IO> {
@@ -122,7 +146,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for JsonErrors<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         ready!(self.flush_pending(cx))?;
-        if let Some(json) = replacement(buf, self.max_header_bytes) {
+        if let Some(json) = replacement(buf, self.max_header_bytes, self.render.as_ref()) {
             self.pending = json;
             // The original is accepted whole; the replacement goes out now
             // or on the next write, flush or shutdown.
@@ -205,7 +229,7 @@ mod tests {
     #[test]
     fn only_hypers_bodiless_errors_are_replaced() {
         let auto = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
-        let json = replacement(auto, 1).unwrap();
+        let json = replacement(auto, 1, None).unwrap();
         let text = String::from_utf8_lossy(&json);
         assert!(
             text.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json"),
@@ -216,9 +240,12 @@ mod tests {
             "{text}"
         );
         let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n";
-        assert!(replacement(ours, 1).is_none());
-        assert!(replacement(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 1).is_none());
+        assert!(replacement(ours, 1, None).is_none());
+        assert!(replacement(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 1, None).is_none());
         let big = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
-        assert!(String::from_utf8_lossy(&replacement(big, 32768).unwrap()).contains("32768 bytes"));
+        assert!(
+            String::from_utf8_lossy(&replacement(big, 32768, None).unwrap())
+                .contains("32768 bytes")
+        );
     }
 }

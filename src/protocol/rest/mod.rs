@@ -1,5 +1,6 @@
 //! The REST adapter: HTTP/JSON request → route → request message → Call →
-//! response message → HTTP/JSON, with every failure in the one error shape.
+//! response message → HTTP/JSON, with every failure in the configured error
+//! shape (`errors:`, [`crate::error_format`]).
 //!
 //! It reads as the pipeline does: resolve the route, decode the body
 //! and query into a message, [`Exchange::dispatch`], then encode the reply.
@@ -16,6 +17,7 @@ use prost::Message;
 use super::body::read_body;
 use super::metadata::{client_timeout, request_metadata, response_headers};
 use crate::call::single;
+use crate::error_format::RequestInfo;
 use crate::gateway::Gateway;
 use crate::pipeline::{Dispatch, Exchange, Protocol};
 use crate::routing::{MatchError, Route, RouteMatch};
@@ -43,6 +45,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
         return ws::handle(gw, req, exchange).await;
     }
     let pretty = wants_pretty(req.uri().query());
+    let request = request_info(&gw, &req);
     let mut exchange = Exchange::begin(gw.hooks.clone(), Protocol::Rest, &req);
     match serve(&gw, &mut exchange, req, pretty).await {
         Ok(Reply::Done(resp)) => {
@@ -51,7 +54,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
         }
         Ok(Reply::Stream(started)) => stream::respond(started, exchange),
         Err(err) => {
-            let resp = error_response(&gw, &err, pretty);
+            let resp = error_response(&gw, &err, pretty, request.as_ref());
             exchange.finish(resp.status(), Err(&err));
             resp
         }
@@ -208,18 +211,25 @@ fn wants_pretty(query: Option<&str>) -> bool {
     system_params::wants_pretty(query)
 }
 
-/// Renders any gateway error in the JSON error shape, with the error's own
-/// headers (`Allow`) and, for upstream errors, their metadata as
-/// `Grpc-Metadata-*` headers.
-pub fn error_response(gw: &Gateway, err: &GatewayError, pretty: bool) -> Response<Body> {
+/// The request's method, URI and id, kept only when the error format
+/// shows them (a template).
+pub fn request_info<B>(gw: &Gateway, req: &Request<B>) -> Option<RequestInfo> {
+    gw.error_format
+        .wants_request()
+        .then(|| RequestInfo::new(req.method(), req.uri(), req.headers()))
+}
+
+/// Renders any gateway error in the configured error shape (`errors:`),
+/// with the error's own headers (`Allow`) and, for upstream errors, their
+/// metadata as `Grpc-Metadata-*` headers.
+pub fn error_response(
+    gw: &Gateway,
+    err: &GatewayError,
+    pretty: bool,
+    request: Option<&RequestInfo>,
+) -> Response<Body> {
     let status = err.http_status();
-    let json = err.to_json(&gw.pool);
-    let body = if pretty {
-        serde_json::to_vec_pretty(&json)
-    } else {
-        serde_json::to_vec(&json)
-    }
-    .unwrap_or_default();
+    let rendered = gw.error_format.render(err, &gw.pool, request, pretty);
     log_error(status, err);
     let mut headers = err.headers();
     if let GatewayError::Upstream(s) = err {
@@ -233,11 +243,8 @@ pub fn error_response(gw: &Gateway, err: &GatewayError, pretty: bool) -> Respons
         // request, and the client must not try (HTTP/2 drops this header).
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let mut resp = Response::new(Body::from(body));
+    headers.insert(header::CONTENT_TYPE, rendered.content_type);
+    let mut resp = Response::new(Body::from(rendered.body));
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp

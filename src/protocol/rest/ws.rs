@@ -23,11 +23,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use futures_util::stream::{self, BoxStream, SplitSink, StreamExt};
+use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use prost::Message as _;
 
 use super::error_response;
 use crate::call::{CallEvent, RequestStream};
+use crate::error_format::RequestInfo;
 use crate::gateway::Gateway;
 use crate::pipeline::{Dispatch, Exchange};
 use crate::protocol::metadata::{client_timeout, request_metadata};
@@ -66,7 +68,7 @@ pub(super) async fn handle(
     let (mut parts, _) = req.into_parts();
     let hit = match streaming_route(&gw, parts.uri.path()) {
         Ok(hit) => hit,
-        Err(e) => return refuse(&gw, exchange, &e),
+        Err(e) => return refuse(&gw, exchange, &e, &parts),
     };
     if let Some(target) = gw.route_targets.get(hit.route) {
         exchange.resolve(target.clone());
@@ -78,7 +80,7 @@ pub(super) async fn handle(
                 message: format!("not a valid WebSocket upgrade: {rejection}"),
                 violation: None,
             };
-            return refuse(&gw, exchange, &e);
+            return refuse(&gw, exchange, &e, &parts);
         }
     };
     let session = Session {
@@ -91,8 +93,12 @@ pub(super) async fn handle(
     upgrade.on_upgrade(move |socket| run(session, exchange, socket))
 }
 
-fn refuse(gw: &Gateway, exchange: Exchange, e: &GatewayError) -> Response<Body> {
-    let resp = error_response(gw, e, false);
+fn refuse(gw: &Gateway, exchange: Exchange, e: &GatewayError, parts: &Parts) -> Response<Body> {
+    let request = gw
+        .error_format
+        .wants_request()
+        .then(|| RequestInfo::new(&parts.method, &parts.uri, &parts.headers));
+    let resp = error_response(gw, e, false, request.as_ref());
     exchange.finish(resp.status(), Err(e));
     resp
 }
