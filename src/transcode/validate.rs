@@ -9,7 +9,9 @@
 //!   the gateway rendering its echo) decodes it: a 500 instead of a 400.
 //! - proto2 `required` fields are set (on every message present).
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, ReflectMessage, Syntax, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, MapKey, MessageDescriptor, ReflectMessage, Value,
+};
 
 use super::budget::{DecodeLimits, PROTOBUF_MAX_DEPTH};
 use crate::status::GatewayError;
@@ -29,8 +31,14 @@ use crate::status::GatewayError;
 /// assert!(check_message(&msg, &shallow).is_err());
 /// ```
 pub fn check_message(msg: &DynamicMessage, limits: &DecodeLimits) -> Result<(), GatewayError> {
+    let max = limits.max_depth.min(PROTOBUF_MAX_DEPTH);
+    // Every request passes this walk; only a failing one is walked again
+    // to say where (the path costs allocations).
+    if valid(msg, 1, max) {
+        return Ok(());
+    }
     let mut walk = Walk {
-        max: limits.max_depth.min(PROTOBUF_MAX_DEPTH),
+        max,
         too_deep: None,
         missing: Vec::new(),
     };
@@ -56,6 +64,36 @@ pub fn check_message(msg: &DynamicMessage, limits: &DecodeLimits) -> Result<(), 
             ),
         )),
     }
+}
+
+/// Whether `msg`, at `depth`, is within `max` and has its required fields.
+fn valid(msg: &DynamicMessage, depth: usize, max: usize) -> bool {
+    if depth > max || lacks_required(msg) {
+        return false;
+    }
+    let inner = |v: &Value, depth| match v {
+        Value::Message(m) => valid(m, depth, max),
+        _ => true,
+    };
+    msg.fields().all(|(_, value)| match value {
+        Value::Message(m) => valid(m, depth + 1, max),
+        Value::List(items) => items.iter().all(|v| inner(v, depth + 1)),
+        Value::Map(entries) => {
+            entries.is_empty() || (depth < max && entries.values().all(|v| inner(v, depth + 2)))
+        }
+        _ => true,
+    })
+}
+
+/// Whether a required field of `msg` is unset (only proto2 has them).
+fn lacks_required(msg: &DynamicMessage) -> bool {
+    let desc = msg.descriptor();
+    is_proto2(&desc) && desc.fields().any(|f| f.is_required() && !msg.has_field(&f))
+}
+
+/// proto2 files say so, or nothing (the default syntax).
+fn is_proto2(desc: &MessageDescriptor) -> bool {
+    matches!(desc.parent_file_descriptor_proto().syntax(), "proto2" | "")
 }
 
 /// One step from the root to a message inside it.
@@ -128,7 +166,7 @@ impl Walk {
     /// Notes the required fields `msg` lacks (only proto2 has them).
     fn required(&mut self, msg: &DynamicMessage, path: &[Step<'_>]) {
         let desc = msg.descriptor();
-        if desc.parent_file().syntax() != Syntax::Proto2 {
+        if !is_proto2(&desc) {
             return;
         }
         for field in desc.fields().filter(FieldDescriptor::is_required) {
