@@ -83,14 +83,6 @@ pub(super) fn bind(
         };
         let (fields, map_key) = match resolve(&desc, &key) {
             Ok(found) => found,
-            // No field name starts with `$`: say what the client may have meant.
-            Err(_) if key.starts_with('$') => {
-                unknown(format!(
-                    "{key} is not a system parameter the gateway knows ({})",
-                    dollar_names()
-                ))?;
-                continue;
-            }
             Err(why) => {
                 unknown(why)?;
                 continue;
@@ -121,6 +113,11 @@ fn resolve<'k>(
         Ok(Some(fields)) => Ok((fields, parsed.map_key)),
         other => literal().ok_or_else(|| match other {
             Err(e) => e,
+            // No field name starts with `$`: say what the client may have meant.
+            Ok(_) if key.starts_with('$') => format!(
+                "{key} is not a system parameter the gateway knows ({})",
+                dollar_names()
+            ),
             Ok(_) => format!(
                 "unknown query parameter: {} has no such field",
                 desc.full_name()
