@@ -132,6 +132,7 @@ pub struct ErrorFormat {
 enum Shape {
     Status,
     GrpcGatewayV1,
+    Google,
     Template(Box<Environment<'static>>),
 }
 
@@ -181,6 +182,7 @@ impl ErrorFormat {
             }
             (ErrorFormatKind::Status, None) => Shape::Status,
             (ErrorFormatKind::GrpcGatewayV1, None) => Shape::GrpcGatewayV1,
+            (ErrorFormatKind::Google, None) => Shape::Google,
         };
         let format = ErrorFormat {
             shape,
@@ -211,6 +213,7 @@ impl ErrorFormat {
         let value = match &self.shape {
             Shape::Status => err.to_json(pool),
             Shape::GrpcGatewayV1 => self.grpc_gateway_v1(err, pool),
+            Shape::Google => google(err, pool),
             Shape::Template(env) => match self.render_template(env, err, pool, request) {
                 Ok(body) => {
                     return RenderedError {
@@ -401,6 +404,19 @@ fn reason(status: StatusCode) -> &'static str {
     }
 }
 
+/// AIP-193's error body, as Google APIs answer: the HTTP status as `code`,
+/// the gRPC code's name as `status`.
+fn google(err: &GatewayError, pool: &DescriptorPool) -> Value {
+    json!({
+        "error": {
+            "code": err.http_status().as_u16(),
+            "message": err.to_string(),
+            "status": code_name(err.code()),
+            "details": err.details_json(pool),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +460,18 @@ mod tests {
         let e = GatewayError::Unimplemented("nope".into());
         let j = body(&f.unwrap().render(&e, &pool, None, false));
         assert_eq!(j["details"], json!([]));
+    }
+
+    #[test]
+    fn google_is_aip_193() {
+        let f = build(&config(ErrorFormatKind::Google, None, None)).unwrap();
+        let pool = DescriptorPool::new();
+        let e = GatewayError::Unimplemented("nope".into());
+        let j = body(&f.render(&e, &pool, None, false));
+        assert_eq!(
+            j,
+            json!({"error": {"code": 501, "message": "nope", "status": "UNIMPLEMENTED", "details": []}})
+        );
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub enum ErrorFormatKind {
     /// (`error` repeats `message`).
     #[serde(rename = "grpc-gateway-v1")]
     GrpcGatewayV1,
+    /// Google APIs' (AIP-193) `{"error": {"code", "message", "status",
+    /// "details"}}`, `code` being the HTTP status: what Google's REST client
+    /// libraries parse.
+    #[serde(rename = "google")]
+    Google,
     /// `errors.template`, rendered with the documented context.
     #[serde(rename = "template")]
     Template,
