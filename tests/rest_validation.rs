@@ -206,6 +206,24 @@ async fn query_keys_under_the_named_body_field_are_refused_or_ignored() {
         j,
         json!({"name": "n", "plain": "x", "inner": {"title": "b"}})
     );
+    // A nested body field: keys inside it (or naming a message holding
+    // it) are refused; its siblings bind.
+    let r = p
+        .post("/v1/probe/n/child?inner.child.title=q", r#"{"title":"b"}"#)
+        .await;
+    let why = bad(&r, "inner.child.title");
+    assert!(
+        why.contains("inner.child is bound by the request body"),
+        "{why}"
+    );
+    bad(&p.post("/v1/probe/n/child?inner=x", "{}").await, "inner");
+    let r = p
+        .post("/v1/probe/n/child?inner.note=s", r#"{"title":"b"}"#)
+        .await;
+    assert_eq!(
+        ok(&r)["inner"],
+        json!({"note": "s", "child": {"title": "b"}})
+    );
     // With unknown parameters ignored, so is the key: the body wins.
     let p = Probe::start("json: {unknown_query_params: ignore}").await;
     let j = ok(&p

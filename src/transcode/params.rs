@@ -132,14 +132,18 @@ pub(super) fn bindable(route: &Route, desc: &MessageDescriptor, name: &str) -> b
     top_field(desc, name).is_some_and(|f| bound_elsewhere(route, &[f]).is_none())
 }
 
-/// Fields bound by the path or body are not taken from the query.
+/// Fields bound by the path or body are not taken from the query: neither
+/// inside a bound field nor a message holding one (grpc-gateway's rule).
 fn bound_elsewhere(route: &Route, fields: &[FieldDescriptor]) -> Option<String> {
     match &route.body {
         BodyRule::Whole => {
             return Some("the request body binds every field; query parameters bind none".into());
         }
-        BodyRule::Field(b) if fields.first() == Some(b) => {
-            return Some(format!("field {} is bound by the request body", b.name()));
+        BodyRule::Field(_) if overlaps(&route.body_path, fields) => {
+            return Some(format!(
+                "field {} is bound by the request body",
+                route.body_str()
+            ));
         }
         _ => {}
     }
@@ -147,9 +151,12 @@ fn bound_elsewhere(route: &Route, fields: &[FieldDescriptor]) -> Option<String> 
         .variables
         .iter()
         .zip(&route.variable_names)
-        .find(|(var, _)| {
-            let n = var.len().min(fields.len());
-            var[..n] == fields[..n]
-        })
+        .find(|(var, _)| overlaps(var, fields))
         .map(|(_, name)| format!("field {name} is bound by the path"))
+}
+
+/// Whether one field path leads into the other (or they are the same).
+fn overlaps(a: &[FieldDescriptor], b: &[FieldDescriptor]) -> bool {
+    let n = a.len().min(b.len());
+    a[..n] == b[..n]
 }
