@@ -330,3 +330,21 @@ fn check_exits_1_listing_the_skipped_rules() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("{nope}"));
 }
+
+#[test]
+fn with_several_routes_files_a_skipped_rule_names_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, format!("http:\n  rules:\n{}", good_rule("v8"))).unwrap();
+    let bad = bad_routes_file(dir.path());
+    let good = good.display().to_string();
+    let out = bin()
+        .args(["routes", "--routes", &good, "--routes", &bad])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("(GET /v1/{{nope}}/x) [{good}, {bad}]")),
+        "{text}"
+    );
+}

@@ -238,7 +238,15 @@ impl Gateway {
         for notice in config.notices.iter().chain(&loaded.notices) {
             tracing::info!("{notice}");
         }
-        let routes_file = settings.routes.first().map(PathBuf::as_path);
+        // Where a skipped routes.yaml rule is written (one of these files).
+        let routes_file = (!settings.routes.is_empty()).then(|| {
+            let names: Vec<String> = settings
+                .routes
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            names.join(", ")
+        });
         let mut gw = Gateway::build_loaded(
             &loaded,
             config,
@@ -277,7 +285,7 @@ impl Gateway {
         config: Config,
         upstream_override: Option<&str>,
         resources: &Resources,
-        routes_file: Option<&std::path::Path>,
+        routes_file: Option<String>,
     ) -> Result<Gateway, LoadError> {
         let pool = loaded.pool.clone();
         let served = Settings::load_options(&config).services;
@@ -285,7 +293,7 @@ impl Gateway {
             auto_map: config.routing.auto_map,
             fully_decode_reserved_expansion: config.http.fully_decode_reserved_expansion,
             strict: config.routing.strict,
-            config_file: routes_file.map(|p| p.display().to_string()),
+            config_file: routes_file,
             services: served.clone(),
         };
         let mut errors = Vec::new();
