@@ -188,7 +188,9 @@ fn library_v2() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("library/v1")).unwrap();
     std::fs::write(dir.path().join("library/v1/library.proto"), added).unwrap();
-    let mut compiler = protox::Compiler::new([dir.path(), root.as_path()]).unwrap();
+    let builtin = root.join("../src/descriptors/builtin");
+    let mut compiler =
+        protox::Compiler::new([dir.path(), root.as_path(), builtin.as_path()]).unwrap();
     compiler.include_imports(true);
     compiler.open_file("library/v1/library.proto").unwrap();
     compiler.encode_file_descriptor_set()
