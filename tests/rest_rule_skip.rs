@@ -348,3 +348,19 @@ fn with_several_routes_files_a_skipped_rule_names_them_all() {
         "{text}"
     );
 }
+
+#[test]
+fn one_rule_failing_in_several_variables_is_one_problem() {
+    let yaml = format!(
+        "routing: {{strict: true}}\nhttp:\n  rules:\n    - selector: {SVC}.GetShelf\n      get: '/v1/{{a}}/{{b}}/{{c}}'\n"
+    );
+    let config = Config::parse(&yaml).unwrap();
+    let err = Gateway::build(common::pool(), config, None)
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("GetShelf")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    for v in ["{a}", "{b}", "{c}"] {
+        assert!(lines[0].contains(v), "{err}");
+    }
+}

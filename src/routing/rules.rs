@@ -430,11 +430,18 @@ fn compile_route(
     let input = method.input();
 
     let mut variables = Vec::new();
+    // One line for the rule however many of its variables fail.
+    let mut bad_variables = Vec::new();
     for var in &template.variables {
         match resolve_path(&input, &var.field_path).and_then(path_variable) {
             Ok(fields) => variables.push(fields),
-            Err(e) => problems.push(format!("path variable {{{}}}: {e}", var.field_path_str())),
+            Err(e) => bad_variables.push(format!("{{{}}}: {e}", var.field_path_str())),
         }
+    }
+    match bad_variables.len() {
+        0 => {}
+        1 => problems.push(format!("path variable {}", bad_variables[0])),
+        _ => problems.push(format!("path variables {}", bad_variables.join("; "))),
     }
 
     let (body, body_path) = match body_rule(&input, &rule.body) {
