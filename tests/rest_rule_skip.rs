@@ -72,7 +72,7 @@ async fn of_two_identical_templates_the_first_registered_is_served() {
 }
 
 #[test]
-fn a_bad_annotation_is_skipped_naming_its_proto_file() {
+fn a_bad_annotation_is_skipped_naming_its_proto_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.proto"),
@@ -94,7 +94,7 @@ service S {
     let skipped: Vec<String> = gw.skipped().iter().map(ToString::to_string).collect();
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert!(
-        skipped[0].starts_with("skip.v1.S.Bad (GET /v1/{missing}) [annotation in bad.proto]: "),
+        skipped[0].starts_with("skip.v1.S.Bad (GET /v1/{missing}) [annotation in bad.proto:6]: "),
         "{skipped:?}"
     );
     let keys: Vec<&str> = gw.routes().iter().map(|r| r.key.as_str()).collect();

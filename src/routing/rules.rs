@@ -177,15 +177,21 @@ pub struct RouteTable {
 struct Origin {
     source: RuleSource,
     file: String,
+    /// The annotated method, whose line is looked up only for a skip.
+    method: Option<MethodDescriptor>,
 }
 
 impl Origin {
     fn skip(&self, selector: &str, binding: Option<String>, reason: String) -> SkippedRule {
+        let file = match &self.method {
+            Some(m) => super::skipped::with_line(&self.file, m),
+            None => self.file.clone(),
+        };
         SkippedRule {
             selector: selector.to_string(),
             binding,
             source: self.source.clone(),
-            file: self.file.clone(),
+            file,
             reason,
         }
     }
@@ -215,6 +221,7 @@ pub fn build(
             .config_file
             .clone()
             .unwrap_or_else(|| "routes.yaml".into()),
+        method: None,
     };
     let yaml = yaml_rules(pool, config_rules, &config, &mut table.skipped);
 
@@ -225,6 +232,7 @@ pub fn build(
             let annotated = Origin {
                 source: RuleSource::Annotation,
                 file: method.parent_file().name().to_string(),
+                method: Some(method.clone()),
             };
             let (rule, origin) = if let Some(r) = yaml.get(&selector) {
                 ((*r).clone(), &config)
@@ -256,6 +264,7 @@ pub fn build(
 const AUTO: Origin = Origin {
     source: RuleSource::AutoMapped,
     file: String::new(),
+    method: None,
 };
 
 /// routes.yaml rules by selector; of two for one selector the first is

@@ -67,6 +67,32 @@ impl fmt::Display for SkippedRule {
     }
 }
 
+/// `file:line` of a method's annotation when the file kept its source info
+/// (compiled from `.proto`, or a set built with it), else `file`.
+pub(super) fn with_line(file: &str, method: &prost_reflect::MethodDescriptor) -> String {
+    let info = method.parent_file();
+    let info = info.file_descriptor_proto();
+    let Some(info) = info.source_code_info.as_ref() else {
+        return file.to_string();
+    };
+    // MethodDescriptorProto.options is field 4; google.api.http its extension.
+    let mut http: Vec<i32> = method.path().to_vec();
+    http.extend([4, HTTP_EXTENSION]);
+    let line = |path: &[i32]| {
+        info.location
+            .iter()
+            .find(|l| l.path == path)
+            .and_then(|l| l.span.first())
+    };
+    match line(&http).or_else(|| line(method.path())) {
+        Some(l) => format!("{file}:{}", l + 1),
+        None => file.to_string(),
+    }
+}
+
+/// The field number of the `google.api.http` method option.
+const HTTP_EXTENSION: i32 = 72295728;
+
 #[cfg(test)]
 mod tests {
     use super::*;
