@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Load time and peak RSS at API size (issue 12, item 5): generates a synthetic API
+# (examples/gen_big_api: AIP-shaped google.api.http routes, nested message types) into a
+# temporary directory and runs `protogate check` on it, as a FileDescriptorSet and as a
+# `.proto` tree, reporting `/usr/bin/time`'s wall time and peak RSS. With protoc on PATH,
+# protoc compiling the same tree is measured beside it. Route matching and load time are
+# also criterion benches: `cargo bench --bench scale`.
+#
+#   bench/scale.sh                          # 5,000 routes, 20,000 message types, 3 runs each
+#   SCALE_ROUTES=10000 SCALE_TYPES=40000 SCALE_RUNS=5 bench/scale.sh
+#
+# Environment (all optional):
+#   SCALE_ROUTES      routes (five per resource)          (5000)
+#   SCALE_TYPES       message types                       (20000)
+#   SCALE_RUNS        runs of each measurement            (3)
+#   SCALE_SKIP_BUILD  1 = use target/release as it is
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+routes=${SCALE_ROUTES:-5000}
+types=${SCALE_TYPES:-20000}
+runs=${SCALE_RUNS:-3}
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
+
+if [ "${SCALE_SKIP_BUILD:-0}" != 1 ]; then
+  cargo build --release --quiet --bin protogate --example gen_big_api
+fi
+root=$PWD
+bin=$root/target/release/protogate
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+target/release/examples/gen_big_api "$work" "$routes" "$types"
+if command -v protoc >/dev/null 2>&1; then
+  (cd "$work/protos" && find . -name '*.proto' | sed 's|^\./||' | sort >"$work/files")
+fi
+
+# Runs "$@" SCALE_RUNS times; prints each run's wall time and peak RSS.
+measure() {
+  local label=$1; shift
+  for i in $(seq 1 "$runs"); do
+    /usr/bin/time -o "$work/time" -f "%e %M" "$@" >/dev/null 2>"$work/err" || {
+      echo "$label failed:"; cat "$work/err"; exit 1; }
+    read -r secs kb <"$work/time"
+    printf '%-48s run %d: %6.2f s  %7.1f MiB peak RSS\n' "$label" "$i" "$secs" "$(echo "$kb / 1024" | bc -l)"
+  done
+}
+
+# Elsewhere than the checkout, so no ./routes.yaml is picked up.
+cd "$work"
+echo
+echo "API: $routes routes, $types message types ($(ls -1 "$work"/protos/scale | wc -l) files);" \
+  "descriptor set $(du -k "$work/api.binpb" | cut -f1) KiB (with source info)"
+measure "protogate check (descriptor set)" "$bin" check --descriptors "$work/api.binpb"
+measure "protogate check (.proto tree, protox)" "$bin" check --descriptors "$work/protos"
+if [ -f "$work/files" ]; then
+  # protoc needs the Google protos protogate bundles (annotations, http).
+  measure "protoc -o (same tree, with source info)" \
+    sh -c "cd '$work/protos' && protoc -I . -I '$root/src/descriptors/builtin' --include_imports --include_source_info -o '$work/protoc.binpb' \$(cat '$work/files')"
+  measure "protoc -o (same tree, no source info)" \
+    sh -c "cd '$work/protos' && protoc -I . -I '$root/src/descriptors/builtin' --include_imports -o '$work/protoc-nosrc.binpb' \$(cat '$work/files')"
+  measure "protogate check (protoc's set, no source info)" "$bin" check --descriptors "$work/protoc-nosrc.binpb"
+else
+  echo "(protoc not on PATH: no protoc comparison)"
+fi
