@@ -151,6 +151,9 @@ pub struct ServeArgs {
     /// stops, so load balancers stop sending first (`0s`: stop at once).
     #[arg(long, env = "PROTOGATE_DRAIN_DELAY", default_value = "5s", value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub drain_delay: std::time::Duration,
+    /// TLS on the listener.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn parse_source(text: &str) -> Result<DescriptorSource, String> {
@@ -188,5 +191,58 @@ impl ServeArgs {
             watch: self.watch,
             ..self.common.settings()
         }
+    }
+}
+
+/// `serve`'s TLS flags (see README, "TLS").
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (HTTP/2 and HTTP/1.1 by
+    /// ALPN); reloaded when the file changes.
+    #[arg(
+        long,
+        env = "PROTOGATE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "PROTOGATE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Verify client certificates against this PEM CA bundle (mTLS).
+    #[arg(
+        long,
+        env = "PROTOGATE_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With `--tls-client-ca`: whether clients must present a certificate.
+    #[arg(long, env = "PROTOGATE_TLS_CLIENT_AUTH", value_enum, default_value_t)]
+    pub tls_client_auth: crate::server::tls::ClientAuth,
+    /// Forward the client certificate's subject upstream as this metadata
+    /// (client-sent values of that name are always dropped).
+    #[arg(long, env = "PROTOGATE_TLS_FORWARD_SUBJECT", value_name = "HEADER")]
+    pub tls_forward_subject: Option<String>,
+    /// Forward the client certificate's SANs (`DNS:a,URI:b`) upstream as this
+    /// metadata (client-sent values of that name are always dropped).
+    #[arg(long, env = "PROTOGATE_TLS_FORWARD_SANS", value_name = "HEADER")]
+    pub tls_forward_sans: Option<String>,
+}
+
+impl TlsArgs {
+    /// The listener's TLS settings; `None`: plaintext.
+    pub fn settings(&self) -> Option<crate::server::tls::TlsSettings> {
+        Some(crate::server::tls::TlsSettings {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+            client_auth: self.tls_client_auth,
+        })
     }
 }

@@ -96,6 +96,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.access_log {
         hooks.push(Arc::new(protogate::observe::access::AccessLog));
     }
+    let forward = server::tls::ForwardPeer::new(
+        args.tls.tls_forward_subject.as_deref(),
+        args.tls.tls_forward_sans.as_deref(),
+    )?;
+    if !forward.is_empty() {
+        hooks.push(Arc::new(forward));
+    }
     let served = serve_with(args, hooks).await;
     // Exports the spans still queued, whichever way serving ended.
     if let Some(otlp) = otlp
@@ -111,6 +118,10 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
     let live = Live::load(args.settings(), Arc::new(Resources::with_hooks(hooks)))
         .await
         .map_err(|e| e.to_string())?;
+    let tls = match args.tls.settings() {
+        Some(s) => Some(server::tls::TlsListener::load(s).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -152,15 +163,24 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
             "no upstream configured: every call will answer 503 (use --upstream or upstreams: in routes.yaml)"
         );
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         routes = gw.routes().len(),
-        "protogate listening on http://{addr}"
+        "protogate listening on {scheme}://{addr}"
     );
     drop(gw);
+    let _tls_watch = tls.as_ref().and_then(watch_tls);
     tokio::spawn(server::drain_on_signal(live.clone(), args.drain_delay));
-    server::serve(listener, live.clone(), server::stopped(live))
+    server::serve_tls(listener, live.clone(), tls, server::stopped(live))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Reloads the listener's certificate when its files change.
+fn watch_tls(tls: &Arc<server::tls::TlsListener>) -> Option<protogate::watch::DirWatch> {
+    tls.watch()
+        .inspect_err(|e| tracing::warn!("TLS: certificate rotation is off: {e}"))
+        .ok()
 }
 
 /// Logs go to stderr through a buffer a background thread writes out every

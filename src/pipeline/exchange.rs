@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 
-use super::{Begin, CallInfo, Hooks, Outcome, Protocol, Target};
+use super::{Begin, CallInfo, Hooks, Outcome, PeerIdentity, Protocol, Target};
 use crate::call::{Call, CallContext, CallEvent, CallResponse, RequestStream};
 use crate::status::GatewayError;
 
@@ -71,6 +71,10 @@ impl Exchange {
     /// A request just arrived; its deadline runs from now.
     pub fn begin<B>(hooks: Hooks, protocol: Protocol, request: &http::Request<B>) -> Exchange {
         let mut extensions = http::Extensions::new();
+        // The TLS listener's verified client identity, for every hook.
+        if let Some(peer) = request.extensions().get::<PeerIdentity>() {
+            extensions.insert(peer.clone());
+        }
         let headers = request.headers();
         hooks.on_begin(&mut Begin {
             protocol,

@@ -58,6 +58,19 @@ pub struct Begin<'a> {
     pub extensions: &'a mut http::Extensions,
 }
 
+/// The verified client certificate of a TLS connection (mTLS): the listener
+/// puts it in each request's extensions, and hooks find it in
+/// [`Begin::extensions`] (then [`Call::extensions`]). Absent on plaintext
+/// connections and when the client sent no certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The subject as an RFC 4514 string, last RDN first (`CN=client,O=Acme`).
+    pub subject: Arc<str>,
+    /// The subject alternative names, typed as OpenSSL prints them:
+    /// `DNS:host`, `URI:spiffe://…`, `IP:10.0.0.1`, `email:a@b`.
+    pub sans: Arc<[String]>,
+}
+
 /// What [`Hook::on_call`] sees besides the call itself.
 #[derive(Debug)]
 pub struct CallInfo<'a> {

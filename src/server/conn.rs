@@ -1,7 +1,9 @@
 //! The listener: accepts connections up to a maximum, serves HTTP/1.1 and
 //! HTTP/2 (h2c) on each with the limits that keep slow or idle clients from
 //! holding resources (header read timeout, idle timeout, header size), and
-//! shuts down gracefully.
+//! shuts down gracefully. With TLS ([`TlsListener`]), ALPN picks the
+//! protocol instead, and the client's verified identity goes into each
+//! request's extensions.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +22,9 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::rewrite::{JsonErrors, RenderError};
+use super::tls::TlsListener;
 use crate::config::Limits;
+use crate::pipeline::PeerIdentity;
 
 /// What the listener enforces (from `limits:`; read when the listener
 /// starts).
@@ -56,20 +60,24 @@ pub async fn serve(
     limits: ListenerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, router, limits, None, shutdown).await
+    serve_with(listener, router, limits, None, None, shutdown).await
 }
 
 /// Like [`serve`], with the answers hyper makes itself (400, 414, 431)
-/// written by `errors` (the configured REST error format).
+/// written by `errors` (the configured REST error format), and over TLS
+/// when `tls` is given (the handshake is bounded by the header read
+/// timeout).
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
     limits: ListenerLimits,
     errors: Option<RenderError>,
+    tls: Option<Arc<TlsListener>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let builders = Arc::new(Builders {
         errors,
+        tls,
         ..builders(&limits)
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -120,6 +128,7 @@ struct Builders {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
     errors: Option<RenderError>,
+    tls: Option<Arc<TlsListener>>,
 }
 
 fn builders(limits: &ListenerLimits) -> Builders {
@@ -136,6 +145,7 @@ fn builders(limits: &ListenerLimits) -> Builders {
         h1,
         h2,
         errors: None,
+        tls: None,
     }
 }
 
@@ -180,17 +190,54 @@ async fn connection(
     limits: ListenerLimits,
     stop: watch::Receiver<bool>,
 ) {
-    let Some(h2) = speaks_h2(&tcp, limits.header_read_timeout).await else {
-        return;
-    };
+    match &builders.tls {
+        Some(tls) => {
+            // A failed handshake is logged and counted by `accept`.
+            let Some(tls) = tls.accept(tcp, limits.header_read_timeout).await else {
+                return;
+            };
+            let conn = Conn {
+                h2: tls.h2,
+                peer: tls.peer,
+            };
+            serve_io(tls.stream, conn, builders, router, limits, stop).await;
+        }
+        None => {
+            let Some(h2) = speaks_h2(&tcp, limits.header_read_timeout).await else {
+                return;
+            };
+            let conn = Conn { h2, peer: None };
+            serve_io(tcp, conn, builders, router, limits, stop).await;
+        }
+    }
+}
+
+/// What the connection speaks, and who the client is (TLS with a client
+/// certificate).
+struct Conn {
+    h2: bool,
+    peer: Option<PeerIdentity>,
+}
+
+/// Serves HTTP/2 or HTTP/1.1 on `io` until it ends.
+async fn serve_io<IO>(
+    io: IO,
+    conn: Conn,
+    builders: &Builders,
+    router: Router,
+    limits: ListenerLimits,
+    stop: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
-    let service = TowerToHyperService::new(tracked(router, &activity));
+    let service = TowerToHyperService::new(tracked(router, &activity, conn.peer));
     let io = TokioIo::new(JsonErrors::new(
-        tcp,
+        io,
         limits.max_header_bytes,
         builders.errors.clone(),
     ));
-    if h2 {
+    if conn.h2 {
         let conn = builders.h2.serve_connection(io, service);
         drive(conn, |c| c.graceful_shutdown(), &activity, limits, stop).await;
     } else {
@@ -200,10 +247,11 @@ async fn connection(
 }
 
 /// The router, with every request counted in flight until its response
-/// body is done.
+/// body is done, and carrying the connection's client identity.
 fn tracked(
     router: Router,
     activity: &Arc<Activity>,
+    peer: Option<PeerIdentity>,
 ) -> impl tower::Service<
     Request<hyper::body::Incoming>,
     Response = Response<Body>,
@@ -215,8 +263,11 @@ fn tracked(
     let started = activity.clone();
     let ended = activity.clone();
     router
-        .map_request(move |req: Request<hyper::body::Incoming>| {
+        .map_request(move |mut req: Request<hyper::body::Incoming>| {
             started.begin();
+            if let Some(peer) = &peer {
+                req.extensions_mut().insert(peer.clone());
+            }
             req
         })
         .map_response(move |resp: Response<Body>| {

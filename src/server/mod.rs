@@ -5,6 +5,7 @@
 mod compress;
 pub mod conn;
 mod rewrite;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::health;
 use crate::live::Live;
 use crate::protocol::{connect, grpc, grpc_web, rest};
 use conn::ListenerLimits;
+use tls::TlsListener;
 
 /// The router: gRPC requests (by content type) go to the native gRPC adapter,
 /// every other request to the REST adapter, which matches against the
@@ -132,6 +134,17 @@ pub async fn serve(
     live: Arc<Live>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_tls(listener, live, None, shutdown).await
+}
+
+/// Like [`serve`], over TLS when `tls` is given (HTTP/2 or HTTP/1.1 by
+/// ALPN; see [`tls`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    live: Arc<Live>,
+    tls: Option<Arc<TlsListener>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let limits = ListenerLimits::from(&live.current().config.limits);
     let stopping = live.clone();
     let shutdown = async move {
@@ -143,7 +156,7 @@ pub async fn serve(
         let gw = current.current();
         gw.error_format.render(e, &gw.pool, None, false)
     });
-    conn::serve_with(listener, router(live), limits, Some(errors), shutdown).await
+    conn::serve_with(listener, router(live), limits, Some(errors), tls, shutdown).await
 }
 
 /// Binds `addr` and serves in a background task; returns the bound address
@@ -153,9 +166,19 @@ pub async fn spawn(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    spawn_tls(live, addr, None, shutdown).await
+}
+
+/// Like [`spawn`], over TLS when `tls` is given.
+pub async fn spawn_tls(
+    live: Arc<Live>,
+    addr: SocketAddr,
+    tls: Option<Arc<TlsListener>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let handle = tokio::spawn(serve(listener, live, shutdown));
+    let handle = tokio::spawn(serve_tls(listener, live, tls, shutdown));
     Ok((local, handle))
 }
 
