@@ -66,8 +66,7 @@ fn parse_json(
 ) -> Result<DynamicMessage, GatewayError> {
     check_json(body, shape, &opts.limits)?;
     let mut de = serde_json::Deserializer::from_slice(body);
-    let options = prost_reflect::DeserializeOptions::new()
-        .deny_unknown_fields(opts.unknown_fields == UnknownPolicy::Reject);
+    let options = deserialize_options(opts);
     let mut track = serde_path_to_error::Track::new();
     let result = DynamicMessage::deserialize_with_options(
         desc.clone(),
@@ -75,9 +74,49 @@ fn parse_json(
         &options,
     )
     .and_then(|m| de.end().map(|()| m));
-    let msg = result.map_err(|e| json_error(prefix, &track.path().to_string(), &e, Some(body)))?;
+    let msg = match result {
+        Ok(msg) => msg,
+        Err(e) => {
+            let path = track.path().to_string();
+            return retry_with_any_values(desc, body, prefix, opts, e, &path);
+        }
+    };
     strict::check_decoded(&msg, body, prefix)?;
     Ok(msg)
+}
+
+/// The failing path of [`parse_json`]: when the body holds an Any of Empty
+/// without `value` (Python's and Google's form, see `any_json`), decodes it
+/// again with the value added; else reports the first error.
+fn retry_with_any_values(
+    desc: &MessageDescriptor,
+    body: &[u8],
+    prefix: &str,
+    opts: &RequestOptions,
+    first: serde_json::Error,
+    first_path: &str,
+) -> Result<DynamicMessage, GatewayError> {
+    let fail = |e: &serde_json::Error, path: &str| json_error(prefix, path, e, Some(body));
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Err(fail(&first, first_path));
+    };
+    if !super::any_json::add_empty_values(&mut json, desc) {
+        return Err(fail(&first, first_path));
+    }
+    let mut track = serde_path_to_error::Track::new();
+    let msg = DynamicMessage::deserialize_with_options(
+        desc.clone(),
+        serde_path_to_error::Deserializer::new(&json, &mut track),
+        &deserialize_options(opts),
+    )
+    .map_err(|e: serde_json::Error| fail(&e, &track.path().to_string()))?;
+    strict::check_decoded_json(&msg, &json, prefix)?;
+    Ok(msg)
+}
+
+fn deserialize_options(opts: &RequestOptions) -> prost_reflect::DeserializeOptions {
+    prost_reflect::DeserializeOptions::new()
+        .deny_unknown_fields(opts.unknown_fields == UnknownPolicy::Reject)
 }
 
 /// A 400 naming the JSON field at fault and, for type errors, its value.
@@ -177,21 +216,35 @@ pub(super) fn into_field(
     check_json(input.body, shape, &opts.limits)?;
     let body: serde_json::Value = serde_json::from_slice(input.body)
         .map_err(|e| json_error(field.json_name(), "", &e, None))?;
-    let wrapped = serde_json::json!({ field.json_name(): body });
-    let options = prost_reflect::DeserializeOptions::new()
-        .deny_unknown_fields(opts.unknown_fields == UnknownPolicy::Reject);
-    let mut track = serde_path_to_error::Track::new();
-    let parsed = DynamicMessage::deserialize_with_options(
-        msg.descriptor(),
-        serde_path_to_error::Deserializer::new(&wrapped, &mut track),
-        &options,
-    )
-    .map_err(|e: serde_json::Error| json_error("", &track.path().to_string(), &e, None))?;
+    let mut wrapped = serde_json::json!({ field.json_name(): body });
+    let options = deserialize_options(opts);
+    let desc = msg.descriptor();
+    let parsed = match decode_value(&desc, &wrapped, &options) {
+        Err(_) if super::any_json::add_empty_values(&mut wrapped, &desc) => {
+            decode_value(&desc, &wrapped, &options)
+        }
+        other => other,
+    }?;
     strict::check_decoded_json(&parsed, &wrapped, "")?;
     if let Some(v) = parsed.get_field_by_name(field.name()) {
         msg.set_field(field, v.into_owned());
     }
     Ok(())
+}
+
+/// A JSON value as a message of `desc`, errors naming the field.
+fn decode_value(
+    desc: &MessageDescriptor,
+    json: &serde_json::Value,
+    options: &prost_reflect::DeserializeOptions,
+) -> Result<DynamicMessage, GatewayError> {
+    let mut track = serde_path_to_error::Track::new();
+    DynamicMessage::deserialize_with_options(
+        desc.clone(),
+        serde_path_to_error::Deserializer::new(json, &mut track),
+        options,
+    )
+    .map_err(|e: serde_json::Error| json_error("", &track.path().to_string(), &e, None))
 }
 
 /// PATCH with a named body and an empty `update_mask`: the mask becomes the

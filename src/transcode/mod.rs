@@ -1,6 +1,7 @@
 //! JSON ↔ protobuf transcoding for REST. Pure: depends on routing and
 //! prost-reflect, never on the HTTP server.
 
+pub(crate) mod any_json;
 mod body;
 pub mod budget;
 pub mod json_sort;

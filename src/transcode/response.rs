@@ -176,7 +176,11 @@ fn render_field(
     let mut ser = serde_json::Serializer::new(Vec::new());
     msg.serialize_with_options(&mut ser, &full_opts.serialize_options())
         .map_err(internal)?;
-    let whole: serde_json::Value = serde_json::from_slice(&ser.into_inner()).map_err(internal)?;
+    let mut rendered = Bytes::from(ser.into_inner());
+    if super::any_json::may_hold_empty_any(&rendered) {
+        rendered = without_empty_any_values(rendered, &msg.descriptor(), &full_opts)?;
+    }
+    let whole: serde_json::Value = serde_json::from_slice(&rendered).map_err(internal)?;
     let key = if opts.proto_field_names {
         field.name()
     } else {
@@ -199,7 +203,34 @@ pub fn to_json(msg: &DynamicMessage, opts: &ResponseOptions) -> Result<Bytes, Ga
 }
 
 /// [`to_json`] with the map check already made (routes make it at load time).
+/// An Any holding Empty comes out as `{"@type": ".../google.protobuf.Empty"}`
+/// (see `any_json` for why).
 pub(super) fn to_json_sorted(
+    msg: &DynamicMessage,
+    opts: &ResponseOptions,
+    maps: bool,
+) -> Result<Bytes, GatewayError> {
+    let json = render_json(msg, opts, maps)?;
+    if !super::any_json::may_hold_empty_any(&json) {
+        return Ok(json);
+    }
+    without_empty_any_values(json, &msg.descriptor(), opts)
+}
+
+/// Rendered JSON with the `"value": {}` of each Any of Empty removed.
+/// Only reached when the output names Empty; the re-parse is the cost.
+fn without_empty_any_values(
+    json: Bytes,
+    desc: &MessageDescriptor,
+    opts: &ResponseOptions,
+) -> Result<Bytes, GatewayError> {
+    match super::any_json::drop_empty_values(&json, desc, opts.pretty).map_err(internal)? {
+        Some(fixed) => Ok(fixed.into()),
+        None => Ok(json),
+    }
+}
+
+fn render_json(
     msg: &DynamicMessage,
     opts: &ResponseOptions,
     maps: bool,

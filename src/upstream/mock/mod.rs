@@ -254,12 +254,18 @@ impl Inner {
         id: &str,
         fill: bool,
     ) -> Result<DynamicMessage, GatewayError> {
-        let mut msg = DynamicMessage::deserialize_with_options(
-            desc.clone(),
-            json,
-            &DeserializeOptions::new().deny_unknown_fields(true),
-        )
-        .map_err(|e| {
+        let options = DeserializeOptions::new().deny_unknown_fields(true);
+        let decoded = DynamicMessage::deserialize_with_options(desc.clone(), json, &options)
+            .or_else(|e| {
+                // An Any of Empty in Python's and Google's form (no `value`).
+                let mut fixed = json.clone();
+                if crate::transcode::any_json::add_empty_values(&mut fixed, &desc) {
+                    DynamicMessage::deserialize_with_options(desc.clone(), &fixed, &options)
+                } else {
+                    Err(e)
+                }
+            });
+        let mut msg = decoded.map_err(|e| {
             GatewayError::Internal(format!(
                 "stub {id}: its message is not a valid {}: {e}",
                 desc.full_name()
