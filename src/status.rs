@@ -243,6 +243,9 @@ pub enum AuthFailure {
     InsufficientScope,
     /// A claim the rule requires is missing or has another value.
     ClaimMismatch,
+    /// The rule requires a client certificate (mTLS) that the connection
+    /// lacks, or whose subject or SANs it does not accept.
+    PeerMismatch,
 }
 
 impl AuthFailure {
@@ -262,6 +265,7 @@ impl AuthFailure {
             AuthFailure::NoKeys => "no_keys",
             AuthFailure::InsufficientScope => "insufficient_scope",
             AuthFailure::ClaimMismatch => "claim_mismatch",
+            AuthFailure::PeerMismatch => "peer_mismatch",
         }
     }
 }

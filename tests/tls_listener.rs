@@ -199,13 +199,18 @@ struct Gw {
 }
 
 async fn start(settings: TlsSettings) -> Gw {
+    start_with(settings, "").await
+}
+
+/// Like [`start`], with `extra` appended to the bundled routes.yaml.
+async fn start_with(settings: TlsSettings, extra: &str) -> Gw {
     let (backend, _) = common::start_backend().await;
     let tls = TlsListener::load(settings).expect("TLS material loads");
     let seen = Arc::new(SeenPeers::default());
     let forward =
         ForwardPeer::new(Some("x-echo-client-subject"), Some("x-echo-client-sans")).unwrap();
     let resources = Arc::new(Resources::with_hooks(vec![seen.clone(), Arc::new(forward)]));
-    let config = Config::parse(&common::bundled_routes_yaml()).unwrap();
+    let config = Config::parse(&format!("{}\n{extra}", common::bundled_routes_yaml())).unwrap();
     let gw = Gateway::build_with(common::pool(), config, Some(&backend.url()), &resources).unwrap();
     let live = Live::fixed_with(gw, resources);
     let (tx, rx) = oneshot::channel::<()>();
@@ -480,6 +485,65 @@ async fn mtls_optional_serves_clients_without_a_certificate() {
     )
     .await;
     assert!(other.is_err());
+}
+
+/// An auth rule on the client certificate: GetBook only for `CN=alice`
+/// with a SAN under spiffe://tests.protogate/, no token needed.
+const PEER_RULE: &str = r#"
+auth:
+  default: anonymous
+  providers:
+    idp: {issuer: https://idp.test, algorithms: [RS256], jwks_url: "http://127.0.0.1:9/jwks"}
+  rules:
+    - selector: library.v1.LibraryService.GetBook
+      anonymous: true
+      peer: {subject: "CN=alice,*", san: ["URI:spiffe://tests.protogate/*"]}
+"#;
+
+#[tokio::test]
+async fn auth_rules_match_the_client_certificate() {
+    let server_ca = Ca::new("server ca");
+    let client_ca = Ca::new("client ca");
+    let files = Files::new(&server_ca.server("gateway"), Some(&client_ca));
+    let gw = start_with(files.settings(Some(ClientAuth::Optional)), PEER_RULE).await;
+    let (alice, bob) = (client_ca.client("alice"), client_ca.client("bob"));
+
+    let a = get(
+        gw.addr,
+        client(&server_ca, &[b"h2"], Some(&alice)),
+        BOOK,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status, StatusCode::OK);
+    for who in [Some(&bob), None] {
+        let r = get(gw.addr, client(&server_ca, &[b"http/1.1"], who), BOOK, &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    }
+    // Other methods keep the default (anonymous).
+    let shelves = get(
+        gw.addr,
+        client(&server_ca, &[b"h2"], None),
+        "/v1/shelves",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(shelves.status, StatusCode::OK);
+
+    let mut grpc = grpc_client(gw.addr, client(&server_ca, &[b"h2"], Some(&bob))).await;
+    let denied = grpc
+        .get_book(GetBookRequest {
+            name: "shelves/2/books/3".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let mut grpc = grpc_client(gw.addr, client(&server_ca, &[b"h2"], Some(&alice))).await;
+    assert_eq!(grpc_get_book(&mut grpc).await, "Cosmos");
 }
 
 /// Whether a new handshake is served `leaf`.

@@ -28,7 +28,7 @@ use tonic::metadata::AsciiMetadataKey;
 
 use crate::call::Call;
 use crate::config::{AuthConfig, TokenSources};
-use crate::pipeline::{Begin, CallInfo, Hook, Target};
+use crate::pipeline::{Begin, CallInfo, Hook, PeerIdentity, Target};
 use crate::routing::rules::RuleError;
 use crate::status::{AuthFailure, GatewayError};
 use cache::{Verified, VerifiedCache};
@@ -181,6 +181,9 @@ impl Auth {
 
     /// Checks the call's token against its destination's requirement.
     fn authorize(&self, call: &mut Call, req: &Requirement) -> Result<(), GatewayError> {
+        if let Some(peer) = &req.peer {
+            peer.admits(call.extensions.get::<PeerIdentity>())?;
+        }
         let token = match call.extensions.get::<Credential>() {
             None if req.anonymous => return Ok(()),
             // Another scheme (Basic, say) may be meant for the upstream.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::provider::{Claims, claim};
-use crate::config::{AuthConfig, AuthRule, DefaultPolicy};
+use crate::config::{AuthConfig, AuthRule, DefaultPolicy, PeerRule};
+use crate::pipeline::PeerIdentity;
 use crate::status::{AuthFailure, GatewayError};
 
 /// What one method or route requires.
@@ -21,6 +22,51 @@ pub struct Requirement {
     pub claims: Vec<(Vec<String>, Vec<String>)>,
     /// Indexes of the providers whose tokens are accepted; `None`: any.
     pub providers: Option<Vec<usize>>,
+    /// The client certificate the connection must have verified.
+    pub peer: Option<PeerRequirement>,
+}
+
+/// The client certificates a rule accepts (compiled [`PeerRule`]).
+#[derive(Debug, Default)]
+pub struct PeerRequirement {
+    /// The subject must match one of these; empty: any.
+    pub subjects: Vec<regex::Regex>,
+    /// Some SAN must match one of these; empty: any.
+    pub sans: Vec<regex::Regex>,
+}
+
+impl PeerRequirement {
+    /// Whether the connection's verified identity is accepted; the error
+    /// is a 403.
+    pub fn admits(&self, peer: Option<&PeerIdentity>) -> Result<(), GatewayError> {
+        let refuse = |detail: &str| GatewayError::PermissionDenied {
+            reason: AuthFailure::PeerMismatch,
+            detail: detail.to_string(),
+        };
+        let Some(peer) = peer else {
+            return Err(refuse("this method needs a verified client certificate"));
+        };
+        let any = |globs: &[regex::Regex], value: &str| globs.iter().any(|g| g.is_match(value));
+        if !self.subjects.is_empty() && !any(&self.subjects, &peer.subject) {
+            return Err(refuse("the client certificate's subject is not accepted"));
+        }
+        if !self.sans.is_empty() && !peer.sans.iter().any(|s| any(&self.sans, s)) {
+            return Err(refuse("no SAN of the client certificate is accepted"));
+        }
+        Ok(())
+    }
+
+    fn compile(rule: &PeerRule) -> Result<PeerRequirement, String> {
+        let globs = |v: &Option<crate::config::ClaimValues>| {
+            v.as_ref()
+                .map(|v| v.values().iter().map(String::as_str).map(glob).collect())
+                .unwrap_or_else(|| Ok(Vec::new()))
+        };
+        Ok(PeerRequirement {
+            subjects: globs(&rule.subject)?,
+            sans: globs(&rule.san)?,
+        })
+    }
 }
 
 impl Requirement {
@@ -176,6 +222,11 @@ fn compile_rule(
             .map(|(k, v)| (k.split('.').map(str::to_string).collect(), v.values()))
             .collect(),
         providers,
+        peer: rule
+            .peer
+            .as_ref()
+            .map(PeerRequirement::compile)
+            .transpose()?,
     };
     Ok((glob, Arc::new(requirement)))
 }
@@ -229,6 +280,40 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn peer_rules_match_subject_and_some_san() {
+        let rule = PeerRule {
+            subject: Some(crate::config::ClaimValues::One("CN=app,*".into())),
+            san: Some(crate::config::ClaimValues::Any(vec![
+                "URI:spiffe://prod/*".into(),
+                "DNS:app.internal".into(),
+            ])),
+        };
+        let req = PeerRequirement::compile(&rule).unwrap();
+        let peer = |subject: &str, sans: &[&str]| PeerIdentity {
+            subject: subject.into(),
+            sans: sans.iter().map(|s| s.to_string()).collect(),
+        };
+        let ok = peer("CN=app,O=Acme", &["DNS:x", "URI:spiffe://prod/ns/a"]);
+        assert!(req.admits(Some(&ok)).is_ok());
+        assert!(
+            req.admits(Some(&peer("CN=other,O=Acme", &["DNS:app.internal"])))
+                .is_err()
+        );
+        assert!(
+            req.admits(Some(&peer("CN=app,O=Acme", &["URI:spiffe://dev/a"])))
+                .is_err()
+        );
+        assert!(matches!(
+            req.admits(None),
+            Err(GatewayError::PermissionDenied {
+                reason: AuthFailure::PeerMismatch,
+                ..
+            })
+        ));
+        assert!(PeerRequirement::default().admits(Some(&ok)).is_ok());
     }
 
     #[test]

@@ -159,6 +159,24 @@ pub struct AuthRule {
     /// Only tokens from these providers; empty: any provider.
     #[serde(default)]
     pub providers: Vec<String>,
+    /// The client certificate (TLS listener with `--tls-client-ca`) the
+    /// connection must have verified; with `anonymous: true`, the
+    /// certificate alone admits the call.
+    #[serde(default)]
+    pub peer: Option<PeerRule>,
+}
+
+/// The verified client certificate a rule accepts: globs (`*` matches any
+/// run of characters) on the RFC 4514 subject (`CN=app,O=Acme`) and on the
+/// SANs as `DNS:…`, `URI:…`, `IP:…`, `email:…`. Each given field must match
+/// (the subject one of its globs; some SAN one of its globs).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerRule {
+    /// Accepted subjects.
+    pub subject: Option<ClaimValues>,
+    /// Accepted SANs.
+    pub san: Option<ClaimValues>,
 }
 
 /// One accepted value or several.

@@ -19,7 +19,9 @@ mod service_backend;
 mod service_config;
 mod units;
 
-pub use auth::{AuthConfig, AuthRule, ClaimValues, DefaultPolicy, ProviderConfig, TokenSources};
+pub use auth::{
+    AuthConfig, AuthRule, ClaimValues, DefaultPolicy, PeerRule, ProviderConfig, TokenSources,
+};
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
 pub use units::{ByteSize, ConfigDuration, parse_duration};
