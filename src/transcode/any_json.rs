@@ -46,6 +46,24 @@ pub(crate) fn add_empty_values(json: &mut Value, desc: &MessageDescriptor) -> bo
     })
 }
 
+/// `json` as a message of `desc`, an Any of Empty read in either form (for
+/// JSON the gateway holds as a `Value`: mock stubs). The first error wins.
+pub(crate) fn deserialize_value(
+    desc: &MessageDescriptor,
+    json: &Value,
+    options: &prost_reflect::DeserializeOptions,
+) -> Result<prost_reflect::DynamicMessage, serde_json::Error> {
+    use prost_reflect::DynamicMessage;
+    DynamicMessage::deserialize_with_options(desc.clone(), json, options).or_else(|e| {
+        let mut fixed = json.clone();
+        if add_empty_values(&mut fixed, desc) {
+            DynamicMessage::deserialize_with_options(desc.clone(), &fixed, options)
+        } else {
+            Err(e)
+        }
+    })
+}
+
 /// Whether rendered JSON may hold an Any of Empty (a cheap byte scan).
 pub(super) fn may_hold_empty_any(json: &[u8]) -> bool {
     json.windows(NEEDLE.len()).any(|w| w == NEEDLE)

@@ -255,16 +255,8 @@ impl Inner {
         fill: bool,
     ) -> Result<DynamicMessage, GatewayError> {
         let options = DeserializeOptions::new().deny_unknown_fields(true);
-        let decoded = DynamicMessage::deserialize_with_options(desc.clone(), json, &options)
-            .or_else(|e| {
-                // An Any of Empty in Python's and Google's form (no `value`).
-                let mut fixed = json.clone();
-                if crate::transcode::any_json::add_empty_values(&mut fixed, &desc) {
-                    DynamicMessage::deserialize_with_options(desc.clone(), &fixed, &options)
-                } else {
-                    Err(e)
-                }
-            });
+        // An Any of Empty may come in Python's and Google's form (no `value`).
+        let decoded = crate::transcode::any_json::deserialize_value(&desc, json, &options);
         let mut msg = decoded.map_err(|e| {
             GatewayError::Internal(format!(
                 "stub {id}: its message is not a valid {}: {e}",
@@ -298,7 +290,8 @@ impl Inner {
                 "message": message,
                 "details": details,
             });
-            let encoded = DynamicMessage::deserialize(desc, &json)
+            let options = DeserializeOptions::new();
+            let encoded = crate::transcode::any_json::deserialize_value(&desc, &json, &options)
                 .map_err(|e| {
                     GatewayError::Internal(format!("stub {id}: invalid error details: {e}"))
                 })?

@@ -229,8 +229,15 @@ impl Compiler<'_> {
             let s = match (&fields_of, slot) {
                 (_, Slot::Map(v)) => (**v).clone(),
                 _ if any && k == "@type" => Slot::Opaque,
-                // WKTs inside an Any carry their JSON form under `value`.
-                (Some(m), _) if any && k == "value" && (scalar_json(m) || is_struct(m)) => {
+                // WKTs inside an Any carry their JSON form under `value`
+                // (Empty too in Go's form; see transcode::any_json).
+                (Some(m), _)
+                    if any
+                        && k == "value"
+                        && (scalar_json(m)
+                            || is_struct(m)
+                            || m.full_name() == "google.protobuf.Empty") =>
+                {
                     Slot::for_kind(&Kind::Message(m.clone()))
                 }
                 (Some(m), _) => m
@@ -282,6 +289,8 @@ fn check(desc: &MessageDescriptor, value: &Value, path: &str) -> Result<(), Stri
     let de = serde_path_to_error::Deserializer::new(value, &mut track);
     match DynamicMessage::deserialize(desc.clone(), de) {
         Ok(_) => Ok(()),
+        // An Any of Empty without `value` (Python's and Google's form).
+        Err(_) if empty_any_fits(desc, value) => Ok(()),
         Err(e) => {
             let at = track.path().to_string();
             if at == "." || at.is_empty() {
@@ -291,6 +300,13 @@ fn check(desc: &MessageDescriptor, value: &Value, path: &str) -> Result<(), Stri
             }
         }
     }
+}
+
+/// `value` decodes once its Anys of Empty get the `value` prost-reflect needs.
+fn empty_any_fits(desc: &MessageDescriptor, value: &Value) -> bool {
+    let mut fixed = value.clone();
+    crate::transcode::any_json::add_empty_values(&mut fixed, desc)
+        && DynamicMessage::deserialize(desc.clone(), &fixed).is_ok()
 }
 
 fn is_struct(m: &MessageDescriptor) -> bool {
@@ -394,6 +410,18 @@ mod tests {
                 "price": null,
             })
         );
+    }
+
+    #[test]
+    fn an_any_of_empty_compiles_in_both_forms() {
+        let empty = "type.googleapis.com/google.protobuf.Empty";
+        for detail in [
+            json!({"@type": empty}),
+            json!({"@type": empty, "value": {}}),
+        ] {
+            let status = json!({"code": 5, "details": [detail]});
+            compile(status, "google.rpc.Status").unwrap();
+        }
     }
 
     #[test]
