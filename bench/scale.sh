@@ -49,17 +49,24 @@ measure() {
 # Elsewhere than the checkout, so no ./routes.yaml is picked up.
 cd "$work"
 echo
-echo "API: $routes routes, $types message types ($(ls -1 "$work"/protos/scale | wc -l) files);" \
-  "descriptor set $(du -k "$work/api.binpb" | cut -f1) KiB (with source info)"
-measure "protogate check (descriptor set)" "$bin" check --descriptors "$work/api.binpb"
-measure "protogate check (.proto tree, protox)" "$bin" check --descriptors "$work/protos"
+echo "API: $routes routes, $types message types ($(ls -1 "$work"/protos/scale | wc -l) files)"
 if [ -f "$work/files" ]; then
   # protoc needs the Google protos protogate bundles (annotations, http).
-  measure "protoc -o (same tree, with source info)" \
-    sh -c "cd '$work/protos' && protoc -I . -I '$root/src/descriptors/builtin' --include_imports --include_source_info -o '$work/protoc.binpb' \$(cat '$work/files')"
-  measure "protoc -o (same tree, no source info)" \
-    sh -c "cd '$work/protos' && protoc -I . -I '$root/src/descriptors/builtin' --include_imports -o '$work/protoc-nosrc.binpb' \$(cat '$work/files')"
-  measure "protogate check (protoc's set, no source info)" "$bin" check --descriptors "$work/protoc-nosrc.binpb"
+  protoc_o() {
+    (cd "$work/protos" && protoc -I . -I "$root/src/descriptors/builtin" --include_imports "$@" $(cat "$work/files"))
+  }
+  protoc_o --include_source_info -o "$work/full.binpb"
+  protoc_o -o "$work/plain.binpb"
+  echo "protoc's descriptor sets: $(du -k "$work/full.binpb" | cut -f1) KiB with source info," \
+    "$(du -k "$work/plain.binpb" | cut -f1) KiB without"
+  measure "protogate check (set with source info)" "$bin" check --descriptors "$work/full.binpb"
+  measure "protogate check (set without source info)" "$bin" check --descriptors "$work/plain.binpb"
+  measure "protogate check (.proto tree, protox)" "$bin" check --descriptors "$work/protos"
+  export -f protoc_o; export work root
+  measure "protoc (.proto tree, with source info)" bash -c 'protoc_o --include_source_info -o "$work/x.binpb"'
+  measure "protoc (.proto tree, without source info)" bash -c 'protoc_o -o "$work/x.binpb"'
 else
-  echo "(protoc not on PATH: no protoc comparison)"
+  echo "(protoc not on PATH: no protoc comparison; the set is protogate's own compile)"
+  measure "protogate check (descriptor set)" "$bin" check --descriptors "$work/api.binpb"
+  measure "protogate check (.proto tree, protox)" "$bin" check --descriptors "$work/protos"
 fi

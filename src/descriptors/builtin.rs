@@ -105,8 +105,8 @@ fn compile_all() -> Result<BTreeMap<String, RawFile>, String> {
     for (name, _) in SOURCES {
         compiler.open_file(name).map_err(|e| format!("{e:?}"))?;
     }
-    let files =
-        super::split_set(&compiler.encode_file_descriptor_set()).map_err(|e| e.to_string())?;
+    let files = super::split_set(compiler.encode_file_descriptor_set().into())
+        .map_err(|e| e.to_string())?;
     Ok(files
         .into_iter()
         .map(|f| (f.file.name().to_string(), f))

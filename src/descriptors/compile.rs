@@ -56,21 +56,26 @@ pub(super) fn compile(unit: &Unit, include: &[PathBuf]) -> Result<Vec<Compiled>,
     if !errors.is_empty() {
         return Err(DescriptorError::several(errors));
     }
-    let raw = super::split_set(&compiler.encode_file_descriptor_set()).map_err(|e| {
-        DescriptorError::Compile {
-            path: unit.root.clone(),
-            message: e.to_string(),
-        }
-    })?;
-    let paths: Vec<Option<PathBuf>> = compiler
+    // File by file, each trimmed as it is encoded: the whole set encoded at
+    // once (and split again) would be two more copies of every file, source
+    // info included, while the compiler still holds its own.
+    let pool = compiler.descriptor_pool();
+    compiler
         .files()
-        .map(|m| m.path().map(Path::to_path_buf))
-        .collect();
-    Ok(raw
-        .into_iter()
-        .zip(paths)
-        .map(|(raw, path)| Compiled { raw, path })
-        .collect())
+        .zip(pool.files())
+        .map(|(meta, file)| {
+            let raw = RawFile::decode(file.encode_to_vec().into()).map_err(|e| {
+                DescriptorError::Compile {
+                    path: unit.root.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            Ok(Compiled {
+                raw,
+                path: meta.path().map(Path::to_path_buf),
+            })
+        })
+        .collect()
 }
 
 /// protox reads proto2 and proto3 only; its parse error on an Editions

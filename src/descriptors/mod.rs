@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use prost::Message;
 use prost_reflect::DescriptorPool;
-use prost_types::FileDescriptorProto;
 pub mod reflection;
 
 pub mod builtin;
 mod compile;
 mod same;
 pub mod services;
+mod source_info;
 
 pub use reflection::Fetched;
 pub use services::ServiceFilter;
@@ -151,12 +151,30 @@ struct RawSet {
     file: Vec<Bytes>,
 }
 
-/// One file: its raw bytes for the pool, and a lossy parse for names,
-/// dependencies and comparison.
+/// One file: its raw bytes for the pool (source info trimmed, see
+/// [`source_info`]), and the names the loader reads before the pool is built.
 #[derive(Clone)]
 struct RawFile {
     raw: Bytes,
-    file: FileDescriptorProto,
+    file: FileHeader,
+}
+
+impl RawFile {
+    fn decode(raw: Bytes) -> Result<RawFile, prost::DecodeError> {
+        let raw = source_info::trim(raw);
+        let file = FileHeader::decode(raw.clone())?;
+        Ok(RawFile { raw, file })
+    }
+}
+
+/// The fields of a FileDescriptorProto the loader reads (name and imports);
+/// decoding the whole file would copy every descriptor once more.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FileHeader {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(string, repeated, tag = "3")]
+    dependency: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -388,15 +406,9 @@ fn build_pool(files: &BTreeMap<String, Entry>) -> Result<DescriptorPool, Descrip
 fn reflected_files(url: &str, raw: &[Bytes]) -> Result<Vec<RawFile>, DescriptorError> {
     raw.iter()
         .map(|b| {
-            let file = FileDescriptorProto::decode(b.clone()).map_err(|e| {
-                DescriptorError::NotDescriptorSet {
-                    path: PathBuf::from(url),
-                    reason: format!("reflection sent an undecodable file: {e}"),
-                }
-            })?;
-            Ok(RawFile {
-                raw: b.clone(),
-                file,
+            RawFile::decode(b.clone()).map_err(|e| DescriptorError::NotDescriptorSet {
+                path: PathBuf::from(url),
+                reason: format!("reflection sent an undecodable file: {e}"),
             })
         })
         .collect()
@@ -640,7 +652,8 @@ fn read_set(path: &Path) -> Result<Vec<RawFile>, DescriptorError> {
         path: path.to_path_buf(),
         reason,
     };
-    let files = split_set(&bytes).map_err(|e| not_set(e.to_string()))?;
+    // From `Bytes`, so each file is a slice of the one buffer, not a copy.
+    let files = split_set(Bytes::from(bytes)).map_err(|e| not_set(e.to_string()))?;
     if files.is_empty() {
         return Err(not_set("it holds no files".into()));
     }
@@ -650,14 +663,11 @@ fn read_set(path: &Path) -> Result<Vec<RawFile>, DescriptorError> {
     Ok(files)
 }
 
-fn split_set(bytes: &[u8]) -> Result<Vec<RawFile>, prost::DecodeError> {
+fn split_set(bytes: Bytes) -> Result<Vec<RawFile>, prost::DecodeError> {
     RawSet::decode(bytes)?
         .file
         .into_iter()
-        .map(|raw| {
-            let file = FileDescriptorProto::decode(raw.clone())?;
-            Ok(RawFile { raw, file })
-        })
+        .map(RawFile::decode)
         .collect()
 }
 
