@@ -20,7 +20,7 @@ use common::backend::pb::library::v1::GetBookRequest;
 use common::backend::pb::library::v1::library_service_client::LibraryServiceClient;
 use common::process::{KillOnDrop, address_after};
 use http::{HeaderMap, Request, StatusCode, Version};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use protogate::config::Config;
 use protogate::gateway::{Gateway, Resources};
@@ -288,13 +288,21 @@ async fn get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Answer, BoxError> {
-    let tls = connect(addr, config).await?;
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let mut req = Request::get(format!("https://localhost{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Empty::<Bytes>::new())?;
+    send(addr, config, req.body(Full::new(Bytes::new()))?).await
+}
+
+/// `req` on a new TLS connection, in the protocol ALPN chose.
+async fn send(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    req: Request<Full<Bytes>>,
+) -> Result<Answer, BoxError> {
+    let tls = connect(addr, config).await?;
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(tls);
     let resp = if h2 {
         let (mut send, conn) =
@@ -374,6 +382,30 @@ async fn http1_and_http2_by_alpn_and_grpc_over_tls() {
 
     let mut grpc = grpc_client(gw.addr, client(&ca, &[b"h2"], None)).await;
     assert_eq!(grpc_get_book(&mut grpc).await, "Cosmos");
+
+    // gRPC-Web over HTTP/1.1 and TLS, as a browser sends it.
+    let msg = prost::Message::encode_to_vec(&GetBookRequest {
+        name: "shelves/2/books/3".into(),
+    });
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(msg.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let req = Request::post("https://localhost/library.v1.LibraryService/GetBook")
+        .header("content-type", "application/grpc-web+proto")
+        .body(Full::new(Bytes::from(frame)))
+        .unwrap();
+    let web = send(gw.addr, client(&ca, &[b"http/1.1"], None), req)
+        .await
+        .unwrap();
+    assert_eq!(
+        (web.status, web.version),
+        (StatusCode::OK, Version::HTTP_11)
+    );
+    let body = String::from_utf8_lossy(&web.body);
+    assert!(
+        body.contains("Cosmos") && body.contains("grpc-status:0"),
+        "{body}"
+    );
 
     // A plaintext client on the TLS port fails its handshake; the listener
     // goes on serving.
@@ -627,7 +659,8 @@ async fn rotation_under_load_fails_no_request() {
     );
 }
 
-/// `protogate serve --tls-cert --tls-key`: the binary's flags.
+/// `protogate serve --tls-cert --tls-key`: the binary's flags; readiness
+/// and metrics (admin listener, plaintext) with the main listener on TLS.
 #[tokio::test]
 async fn the_binary_serves_https_with_the_tls_flags() {
     let ca = Ca::new("server ca");
@@ -641,6 +674,8 @@ async fn the_binary_serves_https_with_the_tls_flags() {
             "127.0.0.1:0",
             "--upstream",
             &backend.url(),
+            "--admin-listen",
+            "127.0.0.1:0",
         ])
         .arg("--tls-cert")
         .arg(files.path("tls.crt"))
@@ -653,6 +688,11 @@ async fn the_binary_serves_https_with_the_tls_flags() {
     let stderr = child.stderr.take().unwrap();
     let _child = KillOnDrop(child);
     let mut lines = BufReader::new(stderr).lines();
+    let admin = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| address_after(&l, "admin endpoints on http://"))
+        .expect("protogate exited before listening");
     let addr = lines
         .by_ref()
         .map_while(Result::ok)
@@ -665,4 +705,29 @@ async fn the_binary_serves_https_with_the_tls_flags() {
         .unwrap();
     assert_eq!((a.status, a.version), (StatusCode::OK, Version::HTTP_2));
     assert_eq!(title(&a), "Cosmos");
+
+    // A plaintext request on the TLS port: a failed handshake, counted.
+    let _ = reqwest::get(format!("http://{addr}{BOOK}")).await;
+    let ready = async {
+        while !reqwest::get(format!("http://{admin}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), ready)
+        .await
+        .expect("/readyz answers 200");
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("protogate_tls_handshake_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("protocol=\"rest\""), "{metrics}");
 }

@@ -242,13 +242,36 @@ impl TlsListener {
             let Some(tls) = weak.upgrade() else {
                 return false;
             };
-            match tls.reload() {
-                Ok(true) => tracing::info!("TLS: certificate files reloaded"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!("TLS: keeping the current certificate: {e}"),
-            }
+            tls.log_reload();
             true
         })
+    }
+
+    /// Reloads (when the files changed) on every SIGHUP too, for as long as
+    /// the runtime runs: for a platform that cannot watch files.
+    pub fn reload_on_sighup(self: &Arc<Self>) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let Some(tls) = weak.upgrade() else { return };
+                    tls.log_reload();
+                }
+            });
+        }
+    }
+
+    fn log_reload(&self) {
+        match self.reload() {
+            Ok(true) => tracing::info!("TLS: certificate files reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("TLS: keeping the current certificate: {e}"),
+        }
     }
 
     /// The handshake, bounded by `timeout`. `None` (logged at debug, and
