@@ -719,12 +719,20 @@ async fn the_binary_serves_https_with_the_tls_flags() {
     tokio::time::timeout(Duration::from_secs(10), ready)
         .await
         .expect("/readyz answers 200");
-    let metrics = reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The server counts the failure as it drops the connection: poll.
+    let mut metrics = String::new();
+    for _ in 0..250 {
+        metrics = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("protogate_tls_handshake_failures_total 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         metrics.contains("protogate_tls_handshake_failures_total 1"),
         "{metrics}"
