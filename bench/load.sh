@@ -26,6 +26,9 @@
 #   LOAD_AUTH_ENFORCE  0 = send LOAD_AUTH's token but leave auth out of the gateway (the same
 #                      bytes on the wire as with auth on: isolates what verifying costs)  (1)
 #   LOAD_GATEWAY_ARGS  extra gateway flags, e.g. "--metrics false --access-log false"  (none)
+#   LOAD_TLS           1 = the gateway's listener speaks TLS (a self-signed P-256 certificate
+#                      made with openssl; HTTP/2 by ALPN) and every gateway scenario goes over
+#                      https; direct gRPC stays h2c, as a backend inside the cluster would  (0)
 #   LOAD_SKIP_BUILD    1 = use the existing target/release binaries as they are
 #   OHA                path to an oha binary (default: target/tools/bin/oha, then PATH; if
 #                      neither exists: cargo install --locked --root target/tools oha)
@@ -145,7 +148,7 @@ backend_bin=$target_dir/release/examples/library_server
 # ---- start the backend and the gateway -------------------------------------------------
 # Both listen on port 0 (no race with other processes over a "free" port) and report the
 # address they got: the example prints "library_server listening on ADDR", the gateway logs
-# "protogate listening on http://ADDR".
+# "protogate listening on http://ADDR" (https:// with LOAD_TLS).
 start() { # NAME LOG COMMAND...: starts COMMAND in the background; sets $addr from LOG
   local name=$1 out=$2 i
   shift 2
@@ -153,7 +156,7 @@ start() { # NAME LOG COMMAND...: starts COMMAND in the background; sets $addr fr
   "$@" >"$out" 2>&1 &
   pids+=($!)
   for ((i = 0; i < 300; i++)); do
-    addr=$(grep -oE 'listening on (http://)?[0-9.]+:[0-9]+' "$out" | grep -oE '[0-9.]+:[0-9]+$' | head -n 1) || true
+    addr=$(grep -oE 'listening on (https?://)?[0-9.]+:[0-9]+' "$out" | grep -oE '[0-9.]+:[0-9]+$' | head -n 1) || true
     [[ -n $addr ]] && return 0
     kill -0 "${pids[-1]}" 2>/dev/null || die "$name exited during startup"
     sleep 0.1
@@ -208,6 +211,15 @@ if [[ -n ${LOAD_AUTH:-} ]]; then
 fi
 # Default logging (info): no per-request lines, so logging does not skew the numbers.
 read -r -a gateway_args <<<"${LOAD_GATEWAY_ARGS:-}"
+# LOAD_TLS: clients skip verifying the self-signed certificate (-k, --insecure).
+scheme=http tls=()
+if [[ ${LOAD_TLS:-0} == 1 ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null ||
+    die "LOAD_TLS needs openssl to make a certificate"
+  gateway_args+=(--tls-cert "$work/tls.crt" --tls-key "$work/tls.key")
+  scheme=https tls=(-k)
+fi
 start gateway "$work/gateway.log" "$gateway_bin" serve --routes "$routes" --upstream "http://$backend" \
   --listen 127.0.0.1:0 "${gateway_args[@]}"
 gateway=$addr
@@ -224,12 +236,12 @@ with open(sys.argv[1], "wb") as f:
     f.write(b"\x00" + struct.pack(">I", len(msg)) + msg)
 EOF
 
-rest_url=http://$gateway$book_path
+rest_url=$scheme://$gateway$book_path
 grpc_url=http://$backend$grpc_method
-gw_grpc_url=http://$gateway$grpc_method
+gw_grpc_url=$scheme://$gateway$grpc_method
 connect_body='{"name":"shelves/1/books/1"}'
 
-curl -fsS "${auth[@]}" "$rest_url" -o "$work/rest.json" || die "GET $rest_url failed"
+curl -fsS "${tls[@]}" "${auth[@]}" "$rest_url" -o "$work/rest.json" || die "GET $rest_url failed"
 grep -q "\"title\":\"$title\"" "$work/rest.json" || die "unexpected gateway answer: $(head -c 300 "$work/rest.json")"
 curl -sS "${auth[@]}" --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
   --data-binary "@$grpc_body" -D "$work/grpc.headers" -o "$work/grpc.body" "$grpc_url" ||
@@ -240,14 +252,14 @@ grep -q "$title" "$work/grpc.body" || die "direct gRPC answer does not hold the 
 grpc_size=$(wc -c <"$work/grpc.body")
 rest_size=$(wc -c <"$work/rest.json")
 # The browser protocols through the gateway: each must answer the book before it is loaded.
-curl -sS "${auth[@]}" --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
+curl -sS "${tls[@]}" "${auth[@]}" --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' \
   --data-binary "@$grpc_body" -D "$work/gw-grpc.headers" -o "$work/gw-grpc.body" "$gw_grpc_url" ||
   die "gRPC through the gateway failed"
 grep -qi '^grpc-status: *0' "$work/gw-grpc.headers" || die "gRPC through the gateway did not succeed"
-curl -fsS "${auth[@]}" --http1.1 -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+curl -fsS "${tls[@]}" "${auth[@]}" --http1.1 -X POST -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
   --data-binary "@$grpc_body" -o "$work/grpc-web.body" "$gw_grpc_url" || die "gRPC-Web call failed"
 grep -qa 'grpc-status:0' "$work/grpc-web.body" || die "gRPC-Web answer has no OK trailer frame"
-curl -fsS "${auth[@]}" --http1.1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' \
+curl -fsS "${tls[@]}" "${auth[@]}" --http1.1 -H 'content-type: application/json' -H 'connect-protocol-version: 1' \
   -d "$connect_body" -o "$work/connect.json" "$gw_grpc_url" || die "Connect call failed"
 grep -q "\"title\":\"$title\"" "$work/connect.json" || die "unexpected Connect answer"
 declare -A body_size=(
@@ -279,7 +291,9 @@ run() {
   # while a foreground command runs, and skips them when that command handles SIGINT itself).
   if [[ $generator == oha ]]; then
     # -w: requests in flight at the deadline finish (and count) instead of being aborted.
-    "$oha" --no-tui -w -z "${secs}s" -c "$conc" --output-format json "${args[@]}" >"$out" 2>"$out.err" &
+    local insecure=()
+    [[ $name != grpc && ${#tls[@]} -gt 0 ]] && insecure=(--insecure)
+    "$oha" --no-tui -w -z "${secs}s" -c "$conc" --output-format json "${insecure[@]}" "${args[@]}" >"$out" 2>"$out.err" &
   else
     h2load -D "$secs" -c "$conc" -m 1 -t "$(nproc)" --log-file "$out.requests" "${args[@]}" \
       >"$out" 2>"$out.err" &
@@ -299,6 +313,11 @@ declare -A label=(
   [grpc-web]="gRPC-Web via gateway (HTTP/1.1)"
   [connect]="Connect JSON via gateway (HTTP/1.1)"
 )
+if [[ $scheme == https ]]; then
+  for k in rest-h1 rest-h2 grpc-gw grpc-web connect; do
+    label[$k]="${label[$k]/h2c/HTTP\/2} over TLS"
+  done
+fi
 printf '%s' "$connect_body" >"$work/connect.req"
 results=()
 loadavg=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')

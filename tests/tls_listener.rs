@@ -737,5 +737,9 @@ async fn the_binary_serves_https_with_the_tls_flags() {
         metrics.contains("protogate_tls_handshake_failures_total 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("# HELP protogate_tls_handshake_failures_total"),
+        "{metrics}"
+    );
     assert!(metrics.contains("protocol=\"rest\""), "{metrics}");
 }

@@ -140,6 +140,10 @@ fn describe() {
         "protogate_routes_skipped",
         "Rules of the serving configuration that are skipped (not served), see the WARN log."
     );
+    describe_counter!(
+        "protogate_tls_handshake_failures_total",
+        "TLS handshakes on the listener that failed or timed out (bad or missing client certificates, plaintext clients)."
+    );
 }
 
 /// Records how many rules the serving configuration skips.
