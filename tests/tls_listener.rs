@@ -664,7 +664,8 @@ async fn rotation_under_load_fails_no_request() {
 #[tokio::test]
 async fn the_binary_serves_https_with_the_tls_flags() {
     let ca = Ca::new("server ca");
-    let files = Files::new(&ca.server("gateway"), None);
+    let client_ca = Ca::new("client ca");
+    let files = Files::new(&ca.server("gateway"), Some(&client_ca));
     let (backend, _) = common::start_backend().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_protogate"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -679,6 +680,8 @@ async fn the_binary_serves_https_with_the_tls_flags() {
         ])
         .arg("--tls-cert")
         .arg(files.path("tls.crt"))
+        .args(["--tls-client-auth", "optional", "--tls-client-ca"])
+        .arg(files.path("client-ca.pem"))
         .env("PROTOGATE_TLS_KEY", files.path("tls.key"))
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
@@ -698,13 +701,30 @@ async fn the_binary_serves_https_with_the_tls_flags() {
         .map_while(Result::ok)
         .find_map(|l| address_after(&l, "listening on https://"))
         .expect("protogate exited before listening");
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    // The access log: the request made with a client certificate names it.
+    let (peer_line, peer_seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("protogate::access") && line.contains("peer=\"CN=carol") {
+                let _ = peer_line.send(line);
+            }
+        }
+    });
     let addr: SocketAddr = addr.parse().unwrap();
     let a = get(addr, client(&ca, &[b"h2"], None), BOOK, &[])
         .await
         .unwrap();
     assert_eq!((a.status, a.version), (StatusCode::OK, Version::HTTP_2));
     assert_eq!(title(&a), "Cosmos");
+    let carol = client_ca.client("carol");
+    let a = get(addr, client(&ca, &[b"h2"], Some(&carol)), BOOK, &[])
+        .await
+        .unwrap();
+    assert_eq!(a.status, StatusCode::OK);
+    let line = peer_seen
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an access-log line naming the client certificate");
+    assert!(line.contains("O=Protogate Tests"), "{line}");
 
     // A plaintext request on the TLS port: a failed handshake, counted.
     let _ = reqwest::get(format!("http://{addr}{BOOK}")).await;

@@ -2,11 +2,12 @@
 //! target `protogate::access`, when its answer is complete or abandoned.
 //! It names what the request reached (resolved method and route, never the
 //! query), never tokens or bodies; `subject` is the verified token's `sub`,
-//! `trace_id` the request's trace when tracing is on.
+//! `peer` the verified client certificate's subject (mTLS), `trace_id` the
+//! request's trace when tracing is on.
 
 use crate::auth::Subject;
 use crate::observe::metrics::code_name;
-use crate::pipeline::{Hook, Outcome};
+use crate::pipeline::{Hook, Outcome, PeerIdentity};
 
 /// The hook that writes the access log.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,6 +34,7 @@ impl Hook for AccessLog {
             bytes_in = o.bytes_received,
             bytes_out = o.bytes_sent,
             subject = o.extensions.get::<Subject>().map_or("", |s| s.0.as_str()),
+            peer = o.extensions.get::<PeerIdentity>().map_or("", |p| &*p.subject),
             trace_id = super::trace::trace_id(o.extensions).unwrap_or_default(),
             request_id = o.request_id.unwrap_or(""),
             upstream,
