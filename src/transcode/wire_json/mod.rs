@@ -333,13 +333,15 @@ thread_local! {
 }
 
 /// The plans of the last pool asked for: every route and method of a
-/// gateway build shares them (the pool itself is kept only while it is the
-/// last one).
-static LAST_POOL: Mutex<Option<(DescriptorPool, Weak<Plans>)>> = Mutex::new(None);
+/// gateway build shares them. Only a weak reference: once the gateway that
+/// uses them is dropped, the plans and their pool go with it.
+static LAST_POOL: Mutex<Option<Weak<Plans>>> = Mutex::new(None);
 
 /// The shapes of every message type and enum of one descriptor pool.
 #[derive(Default)]
 struct Plans {
+    /// The pool they describe (to tell it from the next one).
+    pool: DescriptorPool,
     msgs: Vec<Msg>,
     msg_ids: HashMap<String, u32>,
     enums: Vec<Enum>,
@@ -350,18 +352,20 @@ impl Plans {
     /// The pool's plans: made once per pool.
     fn of(pool: &DescriptorPool) -> Arc<Plans> {
         let mut last = LAST_POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((p, plans)) = last.as_ref()
-            && p == pool
-            && let Some(plans) = plans.upgrade()
+        if let Some(plans) = last.as_ref().and_then(Weak::upgrade)
+            && plans.pool == *pool
         {
             return plans;
         }
-        let mut plans = Plans::default();
+        let mut plans = Plans {
+            pool: pool.clone(),
+            ..Plans::default()
+        };
         for m in pool.all_messages() {
             plans.message(&m);
         }
         let plans = Arc::new(plans);
-        *last = Some((pool.clone(), Arc::downgrade(&plans)));
+        *last = Some(Arc::downgrade(&plans));
         plans
     }
 

@@ -974,3 +974,14 @@ fn routes_render_the_same_with_and_without_the_writer() {
         .unwrap();
     assert!(stats.wire_json.is_some());
 }
+
+#[test]
+fn plans_are_not_kept_after_their_last_user() {
+    let pool = test_pool();
+    let plans = Plans::of(&pool);
+    let weak = Arc::downgrade(&plans);
+    drop(plans);
+    // The cache holds them weakly: nothing keeps them (nor, through them,
+    // a dropped gateway's pool) alive.
+    assert!(weak.upgrade().is_none());
+}
