@@ -241,7 +241,7 @@ impl Health {
             let max = gw.max_response_bytes();
             let Some(upstream) = resources
                 .upstream(&url, max)
-                .or_else(|| GrpcUpstream::new(&url, max, 1).ok())
+                .or_else(|| GrpcUpstream::new(&url, max, &Default::default()).ok())
             else {
                 continue;
             };
@@ -487,7 +487,9 @@ fn from_status(status: &tonic::Status, timeout: Duration) -> Probe {
     // one is the upstream's answer.
     let fault = std::error::Error::source(status).and_then(|s| s.downcast_ref::<UpstreamFault>());
     let error = match fault {
-        Some(UpstreamFault::Unreachable(m)) => ProbeError::Unreachable(m.clone()),
+        Some(UpstreamFault::Unreachable(m) | UpstreamFault::Refused(m)) => {
+            ProbeError::Unreachable(m.clone())
+        }
         Some(f @ (UpstreamFault::NotGrpc(_) | UpstreamFault::MissingStatus)) => {
             ProbeError::NotGrpc(f.to_string())
         }

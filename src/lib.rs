@@ -27,6 +27,7 @@ pub mod report;
 pub mod routing;
 pub mod server;
 pub mod status;
+pub mod tls_files;
 pub mod transcode;
 pub mod upstream;
 pub mod watch;

@@ -178,7 +178,6 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
 
 /// Reloads the listener's certificate when its files change, and on SIGHUP.
 fn watch_tls(tls: &Arc<server::tls::TlsListener>) -> Option<protogate::watch::DirWatch> {
-    tls.reload_on_sighup();
     tls.watch()
         .inspect_err(|e| tracing::warn!("TLS: certificate rotation is off: {e}"))
         .ok()

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::backend::pb::library::v1::GetBookRequest;
 use common::backend::pb::library::v1::library_service_client::LibraryServiceClient;
+use common::certs::{Ca, Leaf, write_atomic};
 use common::process::{KillOnDrop, address_after};
 use http::{HeaderMap, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
@@ -27,11 +28,7 @@ use protogate::gateway::{Gateway, Resources};
 use protogate::live::Live;
 use protogate::pipeline::{Begin, Hook, PeerIdentity};
 use protogate::server::tls::{ClientAuth, ForwardPeer, TlsListener, TlsSettings};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, SanType,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::client::TlsStream;
@@ -39,106 +36,6 @@ use tokio_rustls::client::TlsStream;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const BOOK: &str = "/v1/shelves/2/books/3";
-
-// ---------------------------------------------------------------- certificates
-
-/// A test CA that signs server and client certificates.
-struct Ca {
-    cert: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            cert: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn pem(&self) -> String {
-        pem_of(&self.cert)
-    }
-
-    /// A leaf for `cn` with `sans` and `usage`: (PEM chain, PEM key).
-    fn leaf(&self, cn: &str, sans: Vec<SanType>, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        // Encoded O then CN, as CAs do; RFC 4514 names the last first.
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "Protogate Tests");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.subject_alt_names = sans;
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            der: cert.der().clone(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            key_der: key.serialize_der(),
-        }
-    }
-
-    fn server(&self, cn: &str) -> Leaf {
-        let sans = vec![
-            SanType::DnsName("localhost".try_into().unwrap()),
-            SanType::IpAddress([127, 0, 0, 1].into()),
-        ];
-        self.leaf(cn, sans, ExtendedKeyUsagePurpose::ServerAuth)
-    }
-
-    fn client(&self, cn: &str) -> Leaf {
-        let sans = vec![
-            SanType::URI("spiffe://tests.protogate/client".try_into().unwrap()),
-            SanType::DnsName("client.tests.protogate".try_into().unwrap()),
-        ];
-        self.leaf(cn, sans, ExtendedKeyUsagePurpose::ClientAuth)
-    }
-}
-
-fn pem_of(der: &CertificateDer<'_>) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
-}
-
-/// A signed leaf certificate and its key.
-struct Leaf {
-    der: CertificateDer<'static>,
-    cert_pem: String,
-    key_pem: String,
-    key_der: Vec<u8>,
-}
-
-impl Leaf {
-    fn identity(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let key = PrivateKeyDer::Pkcs8(self.key_der.clone().into());
-        (vec![self.der.clone()], key)
-    }
-}
-
-/// Writes `text` to `path` atomically (a rename), as cert-manager and
-/// Kubernetes do.
-fn write_atomic(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// The certificate files of one gateway, in a temporary directory.
 struct Files {

@@ -18,6 +18,7 @@ mod service_auth;
 mod service_backend;
 mod service_config;
 mod units;
+mod upstream_tls;
 
 pub use auth::{
     AuthConfig, AuthRule, ClaimValues, DefaultPolicy, PeerRule, ProviderConfig, TokenSources,
@@ -25,6 +26,7 @@ pub use auth::{
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
 pub use units::{ByteSize, ConfigDuration, parse_duration};
+pub use upstream_tls::UpstreamTls;
 
 /// The whole routes.yaml file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -287,6 +289,38 @@ pub struct UpstreamConfig {
     /// multiplexed on one connection).
     #[serde(default = "default_connections")]
     pub connections: usize,
+    /// TLS settings of an `https://` upstream (trusted CAs, client
+    /// certificate, server name); see [`UpstreamTls`].
+    pub tls: Option<UpstreamTls>,
+    /// The `:authority` sent with every call instead of the URL's
+    /// `host:port` (a virtual host behind a proxy or mesh sidecar).
+    pub authority: Option<String>,
+}
+
+impl UpstreamConfig {
+    /// Problems a load should refuse, each naming its field.
+    fn problems(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        match validate_upstream_url(&self.url) {
+            Err(e) => out.push(format!("upstreams.{name}.url: {e}")),
+            Ok(uri) if uri.scheme_str() == Some("http") && self.tls.is_some() => out.push(format!(
+                "upstreams.{name}.tls: set, but {} is plaintext (h2c); use https://",
+                self.url
+            )),
+            Ok(_) => {}
+        }
+        if let Some(tls) = &self.tls {
+            out.extend(tls.problems(&format!("upstreams.{name}.tls")));
+        }
+        if let Some(a) = &self.authority
+            && a.parse::<http::uri::Authority>().is_err()
+        {
+            out.push(format!(
+                "upstreams.{name}.authority: {a:?} is not a host[:port]"
+            ));
+        }
+        out
+    }
 }
 
 /// HTTP/2 connections per upstream unless `connections:` says otherwise.
@@ -532,9 +566,7 @@ impl Config {
         }
         let mut seen = BTreeMap::new();
         for (name, u) in &self.upstreams {
-            if let Err(e) = validate_upstream_url(&u.url) {
-                problems.push(format!("upstreams.{name}.url: {e}"));
-            }
+            problems.extend(u.problems(name));
             for s in &u.services {
                 if let Some(other) = seen.insert(s.clone(), name.clone()) {
                     problems.push(format!(

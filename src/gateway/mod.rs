@@ -178,6 +178,8 @@ pub struct Gateway {
     pub mock: Option<MockBackend>,
     /// Upstream name → URL, as configured.
     pub upstreams: BTreeMap<String, String>,
+    /// The upstream channels it calls: the resources keep these alive.
+    pub(crate) channels: Vec<crate::upstream::GrpcUpstream>,
     /// Descriptor sources that provided nothing yet (reflection from a
     /// server that is down), with the reason: the gateway is not ready.
     pub missing: Vec<String>,
@@ -416,6 +418,7 @@ impl Gateway {
             forwarded_headers,
             table,
             mock,
+            channels: upstreams.channels,
             upstreams: upstreams.urls,
             missing: Vec::new(),
             reflection_urls: Vec::new(),

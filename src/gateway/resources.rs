@@ -5,7 +5,7 @@
 //! [`Resources::commit`] lets go of what the new snapshot no longer uses
 //! (an abandoned channel drains once the last in-flight call on it ends).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,13 +17,13 @@ use super::Gateway;
 use crate::descriptors::Reflected;
 use crate::pipeline::{Hook, Hooks};
 use crate::routing::rules::Route;
-use crate::upstream::GrpcUpstream;
 use crate::upstream::mock::state::CrudStore;
 use crate::upstream::mock::stubs::{StubError, StubStore};
+use crate::upstream::{GrpcUpstream, Transport};
 use crate::watch::{DirWatch, WatchPath};
 
 /// A channel is reused when the URL and every setting it was built with match.
-type ChannelKey = (String, usize);
+type ChannelKey = (String, usize, Transport);
 
 /// See the module docs. Cheap to share: everything inside is behind locks.
 #[derive(Default)]
@@ -119,24 +119,24 @@ impl Resources {
         &self,
         url: &str,
         max_response_bytes: usize,
-        connections: usize,
+        transport: &Transport,
     ) -> Result<GrpcUpstream, String> {
-        let key = (url.to_string(), max_response_bytes);
+        let key = (url.to_string(), max_response_bytes, transport.clone());
         let mut channels = lock(&self.channels);
-        if let Some(c) = channels.get(&key)
-            && c.connections() == connections.max(1)
-        {
+        if let Some(c) = channels.get(&key) {
             return Ok(c.clone());
         }
-        let c = GrpcUpstream::new(url, max_response_bytes, connections)?;
+        let c = GrpcUpstream::new(url, max_response_bytes, transport)?;
         channels.insert(key, c.clone());
         Ok(c)
     }
 
-    /// The channels to `url` a snapshot built with `max_response_bytes` uses.
+    /// A channel to `url` a snapshot built with `max_response_bytes` uses.
     pub(crate) fn upstream(&self, url: &str, max_response_bytes: usize) -> Option<GrpcUpstream> {
-        let key = (url.to_string(), max_response_bytes);
-        lock(&self.channels).get(&key).cloned()
+        lock(&self.channels)
+            .iter()
+            .find(|((u, max, _), _)| u == url && *max == max_response_bytes)
+            .map(|(_, c)| c.clone())
     }
 
     /// The mock's CRUD store: the current one while the descriptors are the
@@ -181,12 +181,7 @@ impl Resources {
     /// reloads (starting the watch if the directory is new), and channels
     /// it does not use are let go.
     pub fn commit(&self, gw: &Gateway) {
-        let used: HashSet<ChannelKey> = gw
-            .upstreams
-            .values()
-            .map(|url| (url.clone(), gw.max_response_bytes()))
-            .collect();
-        lock(&self.channels).retain(|k, _| used.contains(k));
+        lock(&self.channels).retain(|_, c| gw.channels.iter().any(|u| u.same_as(c)));
         let store = gw
             .mock
             .as_ref()

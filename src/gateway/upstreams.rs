@@ -10,9 +10,10 @@ use prost_reflect::DescriptorPool;
 
 use super::Resources;
 use crate::call::Backend;
-use crate::config::{Config, DEFAULT_CONNECTIONS};
+use crate::config::{Config, UpstreamConfig};
 use crate::routing::rules::RuleError;
 use crate::upstream::mock::record::Recorder;
+use crate::upstream::{GrpcUpstream, Transport};
 
 /// One configured upstream, ready to serve calls.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub(super) struct Upstreams {
     by_service: HashMap<String, Upstream>,
     /// Name → URL, for reports and reload diffs.
     pub urls: BTreeMap<String, String>,
+    /// Every channel in use.
+    pub channels: Vec<GrpcUpstream>,
 }
 
 impl Upstreams {
@@ -83,13 +86,15 @@ pub(super) fn resolve(
         default: None,
         by_service: HashMap::new(),
         urls: BTreeMap::new(),
+        channels: Vec::new(),
     };
     let mut make =
-        |name: &str, url: &str, timeout: Option<Duration>, connections: usize| match resources
-            .channel(url, max, connections)
+        |name: &str, url: &str, timeout: Option<Duration>, transport: &Transport| match resources
+            .channel(url, max, transport)
         {
             Ok(u) => {
                 out.urls.insert(name.to_string(), url.to_string());
+                out.channels.push(u.clone());
                 Some::<Upstream>(Upstream {
                     name: name.into(),
                     backend: Arc::new(u),
@@ -113,7 +118,7 @@ pub(super) fn resolve(
             (true, Some(cli)) => cli,
             _ => u.url.as_str(),
         };
-        let Some(upstream) = make(name, url, u.timeout.map(|t| t.0), u.connections) else {
+        let Some(upstream) = make(name, url, u.timeout.map(|t| t.0), &transport(u)) else {
             continue;
         };
         if is_default {
@@ -130,7 +135,7 @@ pub(super) fn resolve(
     if default.is_none()
         && let Some(cli) = cli
     {
-        default = make("--upstream", cli, None, DEFAULT_CONNECTIONS);
+        default = make("--upstream", cli, None, &Transport::default());
     }
     // Reflected services follow the upstream they were reflected from.
     let mut at_url: HashMap<String, Upstream> = HashMap::new();
@@ -157,7 +162,7 @@ pub(super) fn resolve(
                 &format!("reflect://{}", strip_scheme(url)),
                 url,
                 None,
-                DEFAULT_CONNECTIONS,
+                &Transport::default(),
             ),
             None => None,
         };
@@ -176,6 +181,15 @@ pub(super) fn resolve(
     out.default = default;
     out.by_service = by_service;
     out
+}
+
+/// How calls reach `u`.
+fn transport(u: &UpstreamConfig) -> Transport {
+    Transport {
+        connections: u.connections,
+        tls: u.tls.clone(),
+        authority: u.authority.clone(),
+    }
 }
 
 fn strip_scheme(url: &str) -> &str {

@@ -12,19 +12,15 @@
 
 mod x509;
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use percent_encoding::{CONTROLS, utf8_percent_encode};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -33,7 +29,9 @@ use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
 use crate::call::Call;
 use crate::pipeline::{CallInfo, Hook, PeerIdentity};
 use crate::status::GatewayError;
-use crate::watch::{DirWatch, WatchPath};
+pub use crate::tls_files::TlsError;
+use crate::tls_files::{Rotating, certificates, private_key, root_store};
+use crate::watch::DirWatch;
 
 /// Whether a client must present a certificate when a client CA is set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -59,51 +57,19 @@ pub struct TlsSettings {
     pub client_auth: ClientAuth,
 }
 
-/// Why TLS material could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A file could not be read or holds no usable PEM block.
-    #[error("{}: {what}", path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        what: String,
-    },
-    /// rustls refused the material (a key that does not match the certificate…).
-    #[error("TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
-    /// The client CA bundle cannot verify anything.
-    #[error("client CA bundle: {0}")]
-    ClientCa(#[from] rustls::server::VerifierBuilderError),
-}
-
 impl TlsSettings {
     /// The files, in a fixed order.
-    fn files(&self) -> Vec<&Path> {
-        let mut files = vec![self.cert.as_path(), self.key.as_path()];
-        files.extend(self.client_ca.as_deref());
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.cert.clone(), self.key.clone()];
+        files.extend(self.client_ca.clone());
         files
-    }
-
-    /// A hash of the files' contents (unreadable files hash as empty), so a
-    /// watch event for another file in the same directory changes nothing.
-    fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        for f in self.files() {
-            std::fs::read(f).unwrap_or_default().hash(&mut h);
-        }
-        h.finish()
     }
 
     /// A server config from the files as they are now.
     fn build(&self, sessions: &Arc<dyn StoresServerSessions>) -> Result<ServerConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let chain = certificates(&self.cert)?;
-        let key = PrivateKeyDer::from_pem_file(&self.key).map_err(|e| TlsError::File {
-            path: self.key.clone(),
-            what: format!("no private key: {e}"),
-        })?;
+        let key = private_key(&self.key)?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
         let builder = match &self.client_ca {
@@ -122,14 +88,8 @@ impl TlsSettings {
         ca: &Path,
         provider: Arc<CryptoProvider>,
     ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certificates(ca)? {
-            roots.add(cert).map_err(|e| TlsError::File {
-                path: ca.to_path_buf(),
-                what: format!("not a CA certificate: {e}"),
-            })?;
-        }
-        let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        let builder =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider);
         let builder = match self.client_auth {
             ClientAuth::Required => builder,
             ClientAuth::Optional => builder.allow_unauthenticated(),
@@ -138,29 +98,11 @@ impl TlsSettings {
     }
 }
 
-/// Every certificate in a PEM file; at least one.
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bad = |what: String| TlsError::File {
-        path: path.to_path_buf(),
-        what,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(format!("cannot read: {e}")))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("bad PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad("no CERTIFICATE block".into()));
-    }
-    Ok(certs)
-}
-
 /// The listener's TLS: the current server config, rebuilt on rotation.
 pub struct TlsListener {
     settings: TlsSettings,
-    config: ArcSwap<ServerConfig>,
+    config: Rotating<ServerConfig>,
     sessions: Arc<dyn StoresServerSessions>,
-    /// The fingerprint of the files the current config was built from.
-    loaded: Mutex<u64>,
     handshake_failures: AtomicU64,
 }
 
@@ -185,13 +127,11 @@ impl TlsListener {
     /// Loads the certificate, key and client CA; fails naming the file.
     pub fn load(settings: TlsSettings) -> Result<Arc<TlsListener>, TlsError> {
         let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(1024);
-        let fingerprint = settings.fingerprint();
-        let config = settings.build(&sessions)?;
+        let config = Rotating::new(settings.files(), || settings.build(&sessions))?;
         Ok(Arc::new(TlsListener {
             settings,
-            config: ArcSwap::from_pointee(config),
+            config,
             sessions,
-            loaded: Mutex::new(fingerprint),
             handshake_failures: AtomicU64::new(0),
         }))
     }
@@ -211,59 +151,19 @@ impl TlsListener {
     /// error the current config keeps serving (and the same files are
     /// tried again at the next change).
     pub fn reload(&self) -> Result<bool, TlsError> {
-        let now = self.settings.fingerprint();
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if *loaded == now {
-            return Ok(false);
-        }
-        let config = self.settings.build(&self.sessions)?;
-        self.config.store(Arc::new(config));
-        *loaded = now;
-        Ok(true)
+        self.config.reload(|| self.settings.build(&self.sessions))
     }
 
-    /// Watches the files' directories (a Kubernetes Secret's `..data` swap
-    /// is seen) and reloads after each burst of changes; dropping the watch
-    /// stops it.
+    /// Watches the files' directories and reloads after each burst of
+    /// changes, and on every SIGHUP (for a platform that cannot watch
+    /// files); dropping the watch stops it.
     pub fn watch(self: &Arc<Self>) -> Result<DirWatch, String> {
-        let mut dirs: Vec<WatchPath> = self
-            .settings
-            .files()
-            .into_iter()
-            .map(|f| WatchPath {
-                path: watched_dir(f),
-                recursive: false,
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        let weak = Arc::downgrade(self);
-        DirWatch::start("tls", &dirs, move || {
-            let Some(tls) = weak.upgrade() else {
-                return false;
-            };
-            tls.log_reload();
-            true
-        })
-    }
-
-    /// Reloads (when the files changed) on every SIGHUP too, for as long as
-    /// the runtime runs: for a platform that cannot watch files.
-    pub fn reload_on_sighup(self: &Arc<Self>) {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                return;
-            };
-            let weak = Arc::downgrade(self);
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    let Some(tls) = weak.upgrade() else { return };
-                    tls.log_reload();
-                }
-            });
-        }
+        crate::tls_files::reload_on_change(
+            "tls",
+            &self.config.watched_dirs(),
+            Arc::downgrade(self),
+            TlsListener::log_reload,
+        )
     }
 
     fn log_reload(&self) {
@@ -277,7 +177,7 @@ impl TlsListener {
     /// The handshake, bounded by `timeout`. `None` (logged at debug, and
     /// counted) when it fails or times out.
     pub(super) async fn accept(&self, tcp: TcpStream, timeout: Duration) -> Option<Accepted> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.config.load_full());
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.config.current());
         let failed = |why: String| {
             self.handshake_failures.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("protogate_tls_handshake_failures_total").increment(1);
@@ -309,14 +209,6 @@ fn peer_identity(leaf: &CertificateDer<'_>) -> Option<PeerIdentity> {
         subject: subject.into(),
         sans: sans.into(),
     })
-}
-
-/// The directory holding `file` (`.` for a bare name).
-fn watched_dir(file: &Path) -> PathBuf {
-    match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// Forwards the verified client identity upstream as metadata, under the

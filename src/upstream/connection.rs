@@ -6,6 +6,10 @@
 //! A gateway makes one call per request, so that hop is paid on every
 //! request; hyper's HTTP/2 `SendRequest` is already shareable, so calls
 //! here go straight to the connection.
+//!
+//! A request the connection provably never took (it closed, or went away
+//! with GOAWAY, between the check and the send) is sent again once on a
+//! fresh connection: nothing reached the upstream, so it is always safe.
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -16,6 +20,8 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tonic::body::Body;
+
+use super::tls::ClientTls;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -30,9 +36,16 @@ pub struct Connection {
 
 struct Inner {
     scheme: Scheme,
+    /// Where to dial.
     authority: Authority,
-    /// The live connection's handle, if any.
-    sender: Mutex<Option<SendRequest<Body>>>,
+    /// The `:authority` of requests (the dialled one unless overridden).
+    request_authority: Authority,
+    /// TLS for `https://` upstreams.
+    tls: Option<Arc<ClientTls>>,
+    /// The live connection's handle, if any, and which connection it is.
+    sender: Mutex<Option<(u64, SendRequest<Body>)>>,
+    /// Numbers the connections made, so a failed one is let go only once.
+    made: std::sync::atomic::AtomicU64,
     /// One connection attempt at a time: calls arriving meanwhile wait for it.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -46,18 +59,26 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// A connection to `uri`'s authority (`http://host:port`); nothing is
-    /// dialled until the first call.
-    pub fn lazy(uri: &http::Uri) -> Result<Connection, String> {
-        let authority = uri
+    /// A connection to `uri`'s authority (`http://host:port`, or
+    /// `https://host:port` with `tls`); requests carry `authority` instead
+    /// when given. Nothing is dialled until the first call.
+    pub fn lazy(
+        uri: &http::Uri,
+        tls: Option<Arc<ClientTls>>,
+        authority: Option<&Authority>,
+    ) -> Result<Connection, String> {
+        let dialled = uri
             .authority()
             .cloned()
             .ok_or_else(|| format!("{uri}: no host:port"))?;
         Ok(Connection {
             inner: Arc::new(Inner {
                 scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
-                authority,
+                request_authority: authority.cloned().unwrap_or_else(|| dialled.clone()),
+                authority: dialled,
+                tls,
                 sender: Mutex::new(None),
+                made: Default::default(),
                 connecting: tokio::sync::Mutex::new(()),
             }),
         })
@@ -75,18 +96,49 @@ impl Connection {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = http::Uri::builder()
             .scheme(self.inner.scheme.clone())
-            .authority(self.inner.authority.clone())
+            .authority(self.inner.request_authority.clone())
             .path_and_query(path)
             .build()?;
-        let mut sender = self.sender().await?;
-        sender.ready().await?;
-        let resp = sender.send_request(req).await?;
-        Ok(resp.map(Body::new))
+        let req = match self.try_send(req).await? {
+            Sent::Answered(resp) => return Ok(resp),
+            Sent::NotTaken(req, why) => {
+                tracing::debug!(authority = %self.inner.authority, "upstream connection did not take the request ({why}); sending it on a new one");
+                req
+            }
+        };
+        match self.try_send(req).await? {
+            Sent::Answered(resp) => Ok(resp),
+            Sent::NotTaken(_, why) => Err(why),
+        }
+    }
+
+    /// One attempt on the live connection; the request comes back when the
+    /// connection closed before taking it.
+    async fn try_send(&self, req: http::Request<Body>) -> Result<Sent, BoxError> {
+        let (id, mut sender) = self.sender().await?;
+        if let Err(e) = sender.ready().await {
+            return Ok(Sent::NotTaken(req, e.into()));
+        }
+        match sender.try_send_request(req).await {
+            Ok(resp) => Ok(Sent::Answered(resp.map(Body::new))),
+            Err(mut e) => match e.take_message() {
+                Some(req) => Ok(Sent::NotTaken(req, e.into_error().into())),
+                None => {
+                    let e = e.into_error();
+                    if going_away(&e) {
+                        // Until the connection's task notices, the handle
+                        // still looks open: the next call must not use it.
+                        self.forget(id);
+                    }
+                    Err(e.into())
+                }
+            },
+        }
     }
 
     /// The live connection, connecting first when there is none (or it
     /// closed).
-    async fn sender(&self) -> Result<SendRequest<Body>, BoxError> {
+    async fn sender(&self) -> Result<(u64, SendRequest<Body>), BoxError> {
         if let Some(s) = self.current() {
             return Ok(s);
         }
@@ -97,36 +149,82 @@ impl Connection {
         let sender = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
             .await
             .map_err(|_| format!("connecting timed out after {}s", CONNECT_TIMEOUT.as_secs()))??;
+        let id = self
+            .inner
+            .made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut slot) = self.inner.sender.lock() {
-            *slot = Some(sender.clone());
+            *slot = Some((id, sender.clone()));
         }
-        Ok(sender)
+        Ok((id, sender))
     }
 
-    fn current(&self) -> Option<SendRequest<Body>> {
+    fn current(&self) -> Option<(u64, SendRequest<Body>)> {
         let slot = self.inner.sender.lock().ok()?;
-        slot.as_ref().filter(|s| !s.is_closed()).cloned()
+        slot.as_ref().filter(|(_, s)| !s.is_closed()).cloned()
+    }
+
+    /// Lets go of connection `id` if it is still the live one.
+    fn forget(&self, id: u64) {
+        if let Ok(mut slot) = self.inner.sender.lock()
+            && slot.as_ref().is_some_and(|(live, _)| *live == id)
+        {
+            *slot = None;
+        }
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, BoxError> {
         let host = self.inner.authority.host();
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = self.inner.authority.port_u16().unwrap_or(80);
+        let default_port = if self.inner.tls.is_some() { 443 } else { 80 };
+        let port = self.inner.authority.port_u16().unwrap_or(default_port);
         let tcp = tokio::net::TcpStream::connect((host, port)).await?;
         tcp.set_nodelay(true)?;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .keep_alive_interval(KEEP_ALIVE_INTERVAL)
-            .keep_alive_while_idle(true)
-            .handshake(TokioIo::new(tcp))
-            .await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection closed");
-            }
-        });
-        Ok(sender)
+        match &self.inner.tls {
+            Some(tls) => handshake(TokioIo::new(tls.connect(tcp).await?)).await,
+            None => handshake(TokioIo::new(tcp)).await,
+        }
     }
+}
+
+/// What one send attempt came to.
+enum Sent {
+    Answered(http::Response<Body>),
+    /// The connection never took the request: it may go elsewhere.
+    NotTaken(http::Request<Body>, BoxError),
+}
+
+/// Whether `e` says the upstream is closing the connection (GOAWAY).
+fn going_away(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src = Some(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<h2::Error>()
+            .is_some_and(h2::Error::is_go_away)
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// The HTTP/2 handshake over `io`, the connection driven by its own task.
+async fn handshake<T>(io: T) -> Result<SendRequest<Body>, BoxError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_while_idle(true)
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection closed");
+        }
+    });
+    Ok(sender)
 }
 
 impl tower::Service<http::Request<Body>> for Connection {

@@ -24,8 +24,13 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Status, Streaming};
 
 use super::connection::Connection;
-use crate::call::{Backend, Call, CallEvent, CallResponse};
+use super::tls::ClientTls;
+use crate::call::{Backend, Call, CallEvent, CallResponse, RequestStream, single};
+use crate::config::UpstreamTls;
 use crate::status::GatewayError;
+use http::uri::PathAndQuery;
+use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,12 +43,39 @@ pub enum UpstreamFault {
     /// The response is not gRPC (wrong HTTP status or content type).
     #[error("{0}")]
     NotGrpc(String),
+    /// The upstream refused the stream, or it was past the upstream's
+    /// GOAWAY: provably never processed.
+    #[error("{0}")]
+    Refused(String),
     /// The response ended without a `grpc-status`.
     #[error("upstream response ended without a valid grpc-status")]
     MissingStatus,
     /// The channel enforced the call's deadline.
     #[error("deadline expired")]
     Timeout,
+}
+
+/// How calls reach an upstream, beyond its URL: a channel is reused only
+/// while all of it is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Transport {
+    /// HTTP/2 connections calls take in turn.
+    pub connections: usize,
+    /// TLS settings of an `https://` upstream (`None`: system roots, the
+    /// URL's host, no client certificate).
+    pub tls: Option<UpstreamTls>,
+    /// The `:authority` sent instead of the URL's.
+    pub authority: Option<String>,
+}
+
+impl Default for Transport {
+    fn default() -> Transport {
+        Transport {
+            connections: crate::config::DEFAULT_CONNECTIONS,
+            tls: None,
+            authority: None,
+        }
+    }
 }
 
 /// A gRPC upstream.
@@ -58,11 +90,12 @@ pub struct GrpcUpstream {
 impl GrpcUpstream {
     /// A lazily connected upstream: the gateway starts (and answers 503)
     /// while the upstream is down, and recovers when it comes up.
-    /// Calls take the `connections` HTTP/2 connections in turn.
+    /// Calls take the transport's HTTP/2 connections in turn. TLS material
+    /// is read here (a bad file fails the load, naming it) and then watched.
     pub fn new(
         url: &str,
         max_response_bytes: usize,
-        connections: usize,
+        transport: &Transport,
     ) -> Result<GrpcUpstream, String> {
         let uri = crate::config::validate_upstream_url(url)?;
         // The lazy channel spawns its worker on the current runtime.
@@ -71,13 +104,23 @@ impl GrpcUpstream {
                 "upstream {url}: the gateway must be built inside a tokio runtime"
             ));
         }
-        if uri.scheme_str() == Some("https") {
-            return Err(format!(
-                "upstream {url}: TLS upstreams are not supported yet; use http:// (h2c)"
-            ));
-        }
-        let channels = (0..connections.max(1))
-            .map(|_| Connection::lazy(&uri))
+        let tls = match uri.scheme_str() {
+            Some("https") => {
+                let host = uri.host().unwrap_or_default();
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let settings = transport.tls.clone().unwrap_or_default();
+                Some(ClientTls::load(url, host, &settings)?)
+            }
+            _ => None,
+        };
+        let authority = transport
+            .authority
+            .as_deref()
+            .map(str::parse::<http::uri::Authority>)
+            .transpose()
+            .map_err(|e| format!("upstream {url}: authority: {e}"))?;
+        let channels = (0..transport.connections.max(1))
+            .map(|_| Connection::lazy(&uri, tls.clone(), authority.as_ref()))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("upstream {url}: {e}"))?;
         Ok(GrpcUpstream {
@@ -124,34 +167,107 @@ impl GrpcUpstream {
 
 impl Backend for GrpcUpstream {
     fn call(&self, call: Call) -> BoxFuture<'static, Result<CallResponse, GatewayError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let Call {
+                method,
+                path,
+                metadata,
+                mut requests,
+                deadline,
+                ..
+            } = call;
+            if method.is_client_streaming() {
+                return this
+                    .attempt(metadata, requests, path, deadline)
+                    .await
+                    .map_err(|f| f.error);
+            }
+            // One message, kept so that a call the upstream refused unseen
+            // can be sent again.
+            let message = match requests.next().await {
+                Some(m) => m?,
+                None => {
+                    return this
+                        .attempt(metadata, requests, path, deadline)
+                        .await
+                        .map_err(|f| f.error);
+                }
+            };
+            let mut resends = 0;
+            loop {
+                let attempt = this
+                    .attempt(
+                        metadata.clone(),
+                        single(message.clone()),
+                        path.clone(),
+                        deadline,
+                    )
+                    .await;
+                match attempt {
+                    Err(f)
+                        if f.unprocessed && resends < MAX_RESENDS && Instant::now() < deadline =>
+                    {
+                        tracing::debug!(url = %this.url, "upstream refused the call unseen ({}); sending it again", f.error);
+                        resends += 1;
+                    }
+                    other => return other.map_err(|f| f.error),
+                }
+            }
+        })
+    }
+}
+
+/// How many times a call the upstream refused unprocessed is sent again
+/// (each time on a fresh connection when the old one is going away).
+const MAX_RESENDS: u32 = 2;
+
+/// A call's failure, and whether the upstream provably never processed it
+/// (a stream it refused, or one past its GOAWAY): such a call is safe to
+/// send again whatever the method does.
+struct Failed {
+    error: GatewayError,
+    unprocessed: bool,
+}
+
+impl GrpcUpstream {
+    /// One attempt on the next connection in turn.
+    async fn attempt(
+        &self,
+        metadata: MetadataMap,
+        requests: RequestStream,
+        path: PathAndQuery,
+        deadline: Instant,
+    ) -> Result<CallResponse, Failed> {
         // In turn: concurrent calls spread over the connections.
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         let svc = Checked {
             inner: self.channels[turn].clone(),
         };
         let url = self.url.clone();
-        let max = self.max_response_bytes;
-        Box::pin(async move {
-            let mut grpc = tonic::client::Grpc::new(svc)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(usize::MAX);
-            grpc.ready()
-                .await
-                .map_err(|e| GatewayError::UpstreamUnavailable(format!("{url}: {e}")))?;
-            // The upstream gets what is left of the deadline, not the whole timeout.
-            let timeout = call.remaining();
-            let mut request = tonic::Request::new(call.requests);
-            *request.metadata_mut() = call.metadata;
-            request.set_timeout(timeout);
-            let response = grpc
-                .streaming(request, call.path, BytesCodec)
-                .await
-                .map_err(|s| classify(s, &url, timeout))?;
-            let (metadata, body, _) = response.into_parts();
-            Ok(CallResponse {
-                metadata,
-                events: events(body, url, timeout),
-            })
+        let mut grpc = tonic::client::Grpc::new(svc)
+            .max_decoding_message_size(self.max_response_bytes)
+            .max_encoding_message_size(usize::MAX);
+        grpc.ready().await.map_err(|e| Failed {
+            error: GatewayError::UpstreamUnavailable(format!("{url}: {e}")),
+            unprocessed: false,
+        })?;
+        // The upstream gets what is left of the deadline, not the whole timeout.
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let mut request = tonic::Request::new(requests);
+        *request.metadata_mut() = metadata;
+        request.set_timeout(timeout);
+        let response = grpc
+            .streaming(request, path, BytesCodec)
+            .await
+            .map_err(|s| Failed {
+                unprocessed: matches!(fault_of(&s), Some(UpstreamFault::Refused(_))),
+                error: classify(s, &url, timeout),
+            })?;
+        let (metadata, body, _) = response.into_parts();
+        Ok(CallResponse {
+            metadata,
+            events: events(body, url, timeout),
         })
     }
 }
@@ -179,12 +295,19 @@ fn events(
     .boxed()
 }
 
+/// The fault below gRPC a status carries, if any.
+fn fault_of(status: &Status) -> Option<&UpstreamFault> {
+    std::error::Error::source(status).and_then(|s| s.downcast_ref::<UpstreamFault>())
+}
+
 /// Turns a tonic `Status` into the gateway error it really is.
 fn classify(status: Status, url: &str, timeout: Duration) -> GatewayError {
-    let fault = std::error::Error::source(&status).and_then(|s| s.downcast_ref::<UpstreamFault>());
-    match fault {
+    match fault_of(&status) {
         Some(UpstreamFault::Unreachable(m)) => {
             GatewayError::UpstreamUnavailable(format!("cannot reach {url}: {m}"))
+        }
+        Some(UpstreamFault::Refused(m)) => {
+            GatewayError::UpstreamUnavailable(format!("{url} refused the call unprocessed: {m}"))
         }
         Some(UpstreamFault::NotGrpc(m)) => GatewayError::BadGateway(format!("{url}: {m}")),
         Some(UpstreamFault::MissingStatus) => {
@@ -309,6 +432,11 @@ fn transport_fault(e: &(dyn std::error::Error + 'static)) -> UpstreamFault {
         if s.is::<tonic::TimeoutExpired>() {
             return UpstreamFault::Timeout;
         }
+        if let Some(h2) = s.downcast_ref::<h2::Error>()
+            && unprocessed(h2)
+        {
+            return UpstreamFault::Refused(error_chain(e));
+        }
         // The peer answered, but not in HTTP/2 (an HTTP/1.1 server reading
         // the connection preface): a bad gateway, not an unreachable one.
         if let Some(h2) = s.downcast_ref::<h2::Error>()
@@ -326,6 +454,17 @@ fn transport_fault(e: &(dyn std::error::Error + 'static)) -> UpstreamFault {
         src = s.source();
     }
     UpstreamFault::Unreachable(error_chain(e))
+}
+
+/// Whether the upstream said it never processed the stream: it refused it
+/// (RFC 9113 §8.7), or a graceful GOAWAY named a last stream below it.
+fn unprocessed(e: &h2::Error) -> bool {
+    e.is_remote()
+        && match e.reason() {
+            Some(h2::Reason::REFUSED_STREAM) => e.is_reset(),
+            Some(h2::Reason::NO_ERROR) => e.is_go_away(),
+            _ => false,
+        }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

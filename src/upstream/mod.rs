@@ -5,4 +5,5 @@ pub mod grpc;
 pub mod mock;
 
 mod connection;
-pub use grpc::{BytesCodec, GrpcUpstream, UpstreamFault};
+pub mod tls;
+pub use grpc::{BytesCodec, GrpcUpstream, Transport, UpstreamFault};

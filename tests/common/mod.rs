@@ -5,6 +5,7 @@
 
 #[path = "../../examples/library_server/backend.rs"]
 pub mod backend;
+pub mod certs;
 pub mod process;
 pub mod raw_http;
 
