@@ -2,7 +2,8 @@
 //! library service served over TLS (rustls, hyper) on loopback, with
 //! certificates made here by rcgen. The upstream verified against a CA
 //! bundle, refused when untrusted, SNI and verification under a configured
-//! name, the `:authority` override, client certificates, and a rotation of
+//! name, the `:authority` override, client certificates, descriptors by
+//! reflection over mTLS, and a rotation of
 //! both sides' material in the middle of a load loop with no failed request.
 
 mod common;
@@ -95,7 +96,11 @@ impl TlsUpstream {
             up.seen.clone(),
             up.handshakes.clone(),
         );
-        let service = LibraryServiceServer::new(LibraryBackend::with_sample_data());
+        let mut routes = tonic::service::Routes::builder();
+        routes
+            .add_service(LibraryServiceServer::new(LibraryBackend::with_sample_data()))
+            .add_service(common::backend::reflection_v1());
+        let service = routes.routes();
         tokio::spawn(async move {
             loop {
                 let tcp = tokio::select! {
@@ -144,7 +149,7 @@ impl TlsUpstream {
 
 /// One accepted connection of the upstream.
 struct Conn {
-    service: LibraryServiceServer<LibraryBackend>,
+    service: tonic::service::Routes,
     goaway: watch::Receiver<u64>,
     seen: Arc<Mutex<Vec<Seen>>>,
     handshakes: Arc<AtomicU64>,
@@ -513,4 +518,46 @@ async fn rotation_of_both_sides_under_load_fails_no_request() {
         failed.first()
     );
     assert!(ok.load(Ordering::SeqCst) > 150);
+}
+
+#[tokio::test]
+async fn reflection_over_mtls_uses_the_upstream_tls_settings() {
+    let ca = Ca::new("upstream CA");
+    let client_ca = Ca::new("client CA");
+    let up = TlsUpstream::start(&ca.server("library"), Some(&client_ca)).await;
+    let client = client_ca.client("gateway");
+    let files = Files::new();
+    files.write("ca.pem", &ca.pem());
+    files.write("client.crt", &client.cert_pem);
+    files.write("client.key", &client.key_pem);
+    let routes_yaml = files.write(
+        "routes.yaml",
+        &format!(
+            "upstreams:\n  library:\n    url: {}\n    reflection: true\n    tls: {{ca: {}, cert: {}, key: {}}}\n",
+            up.url(),
+            files.path("ca.pem"),
+            files.path("client.crt"),
+            files.path("client.key")
+        ),
+    );
+    let settings = protogate::gateway::Settings {
+        descriptors: vec![],
+        routes: vec![routes_yaml],
+        ..protogate::gateway::Settings::default()
+    };
+    let gw = common::start_live(settings, protogate::gateway::Resources::default()).await;
+    assert!(
+        gw.live.current().missing.is_empty(),
+        "{:?}",
+        gw.live.current().missing
+    );
+    let resp = reqwest::get(format!("{}{BOOK}", gw.url)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = up.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|s| s.path.starts_with("/grpc.reflection.v1.")
+                && s.client_cert.as_deref() == Some(&client.der[..])),
+        "{seen:?}"
+    );
 }

@@ -15,10 +15,13 @@ use prost::Message;
 use prost_types::FileDescriptorProto;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+
+use crate::upstream::GrpcUpstream;
+use crate::upstream::UpstreamFault;
+use crate::upstream::grpc::{Checked, fault_of};
 
 /// The two versions of the service, newest first.
 const PATHS: [&str; 2] = [
@@ -38,9 +41,10 @@ pub struct Fetched {
     pub services: Vec<String>,
 }
 
-/// Asks the server at `url` (`http://host:port`) for its schema.
-pub async fn fetch(url: &str) -> Result<Fetched, String> {
-    match tokio::time::timeout(FETCH_TIMEOUT, fetch_any_version(url)).await {
+/// Asks the server `upstream` reaches (over its connections, TLS
+/// included) for its schema.
+pub async fn fetch(upstream: &GrpcUpstream) -> Result<Fetched, String> {
+    match tokio::time::timeout(FETCH_TIMEOUT, fetch_any_version(upstream)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "no complete answer within {}s",
@@ -49,22 +53,27 @@ pub async fn fetch(url: &str) -> Result<Fetched, String> {
     }
 }
 
-async fn fetch_any_version(url: &str) -> Result<Fetched, String> {
-    let channel = Endpoint::from_shared(url.to_string())
-        .map_err(|e| format!("invalid URL {url:?}: {e}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect: {}", error_chain(&e)))?;
+async fn fetch_any_version(upstream: &GrpcUpstream) -> Result<Fetched, String> {
     let mut last = String::new();
     for path in PATHS {
-        match Session::open(channel.clone(), path).await {
+        match Session::open(upstream.service(), path).await {
             Ok(mut s) => return s.describe().await,
             Err(e) if e.code() == tonic::Code::Unimplemented => last = e.message().to_string(),
-            Err(e) => return Err(format!("reflection failed: {}", e.message())),
+            Err(e) => return Err(failure(&e)),
         }
     }
     Err(format!("the server does not offer reflection ({last})"))
+}
+
+/// Why a reflection call failed: the connection, or the server's answer.
+fn failure(status: &tonic::Status) -> String {
+    match fault_of(status) {
+        Some(f @ (UpstreamFault::Unreachable(_) | UpstreamFault::Refused(_))) => {
+            format!("cannot connect: {f}")
+        }
+        Some(f) => format!("reflection failed: {f}"),
+        None => format!("reflection failed: {}", status.message()),
+    }
 }
 
 /// One bidirectional reflection stream: a request, then its answer.
@@ -74,7 +83,7 @@ struct Session {
 }
 
 impl Session {
-    async fn open(channel: Channel, path: &'static str) -> Result<Session, tonic::Status> {
+    async fn open(channel: Checked, path: &'static str) -> Result<Session, tonic::Status> {
         let (tx, rx) = mpsc::channel(4);
         let mut grpc = tonic::client::Grpc::new(channel);
         grpc.ready()
@@ -198,15 +207,4 @@ fn missing_dependency(files: &BTreeMap<String, Bytes>, asked: &BTreeSet<String>)
             .into_iter()
             .find(|d| !files.contains_key(d) && !asked.contains(d))
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }

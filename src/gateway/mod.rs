@@ -207,8 +207,9 @@ impl Gateway {
     /// one that cannot answer is an error: what `routes` and `check` use.
     pub async fn load(settings: &Settings) -> Result<Gateway, LoadError> {
         let resources = Resources::default();
+        let config = settings.config()?;
         resources
-            .refresh_reflection(&settings.reflection_urls(&settings.config()?))
+            .refresh_reflection(&settings.reflection_urls(&config), &config)
             .await;
         let gw = Gateway::load_with(settings, &resources)?;
         match gw.missing.is_empty() {

@@ -14,6 +14,7 @@ use arc_swap::ArcSwapOption;
 use prost_reflect::DescriptorPool;
 
 use super::Gateway;
+use crate::config::Config;
 use crate::descriptors::Reflected;
 use crate::pipeline::{Hook, Hooks};
 use crate::routing::rules::Route;
@@ -85,12 +86,18 @@ impl Resources {
     /// its last answer (a reload while it restarts does not drop its
     /// services), or is recorded as missing if it never answered. Returns
     /// true when any server's description changed.
-    pub async fn refresh_reflection(&self, urls: &[String]) -> bool {
-        let fetched =
-            futures_util::future::join_all(urls.iter().map(|u| async move {
-                (u.clone(), crate::descriptors::reflection::fetch(u).await)
-            }))
-            .await;
+    /// An `https://` server is reached with the TLS settings of the
+    /// upstream at that URL in `config`.
+    pub async fn refresh_reflection(&self, urls: &[String], config: &Config) -> bool {
+        let max = usize::try_from(config.limits.max_response_bytes.0).unwrap_or(usize::MAX);
+        let fetched = futures_util::future::join_all(urls.iter().map(|u| async move {
+            let fetched = match self.channel(u, max, &super::upstreams::transport_for(config, u)) {
+                Ok(upstream) => crate::descriptors::reflection::fetch(&upstream).await,
+                Err(e) => Err(e),
+            };
+            (u.clone(), fetched)
+        }))
+        .await;
         let mut cache = lock(&self.reflected);
         let mut changed = false;
         for (url, result) in fetched {

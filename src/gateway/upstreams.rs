@@ -183,6 +183,16 @@ pub(super) fn resolve(
     out
 }
 
+/// How calls reach the reflection server at `url`: as the upstream at
+/// that URL, if any, else plainly (system roots for `https://`).
+pub(super) fn transport_for(config: &Config, url: &str) -> Transport {
+    config
+        .upstreams
+        .values()
+        .find(|u| u.url == url)
+        .map_or_else(Transport::default, transport)
+}
+
 /// How calls reach `u`.
 fn transport(u: &UpstreamConfig) -> Transport {
     Transport {

@@ -97,8 +97,9 @@ impl Live {
         settings: Settings,
         resources: Arc<Resources>,
     ) -> Result<Arc<Live>, LoadError> {
-        let urls = settings.reflection_urls(&settings.config()?);
-        resources.refresh_reflection(&urls).await;
+        let config = settings.config()?;
+        let urls = settings.reflection_urls(&config);
+        resources.refresh_reflection(&urls, &config).await;
         let (s, r) = (settings.clone(), resources.clone());
         let gw = tokio::task::spawn_blocking(move || Gateway::load_with(&s, &r))
             .await
@@ -194,7 +195,7 @@ impl Live {
         let config = settings.config().map_err(|e| problems(e.into()))?;
         if fetch {
             self.resources
-                .refresh_reflection(&settings.reflection_urls(&config))
+                .refresh_reflection(&settings.reflection_urls(&config), &config)
                 .await;
         }
         let (settings, resources) = (settings.clone(), self.resources.clone());

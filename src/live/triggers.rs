@@ -93,7 +93,8 @@ pub fn follow_reflection(live: &Arc<Live>) {
             if !plan.fetch {
                 continue;
             }
-            if live.resources.refresh_reflection(&plan.urls).await {
+            let config = live.current().config.clone();
+            if live.resources.refresh_reflection(&plan.urls, &config).await {
                 live.reload_fetched("reflection").await;
             }
             backoff = match live.current().missing.is_empty() {

@@ -146,6 +146,15 @@ impl GrpcUpstream {
         Arc::ptr_eq(&self.channels, &other.channels)
     }
 
+    /// A gRPC client service on the next connection in turn, for calls the
+    /// gateway makes itself (reflection).
+    pub(crate) fn service(&self) -> Checked {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        Checked {
+            inner: self.channels[turn].clone(),
+        }
+    }
+
     /// Asks the upstream's `grpc.health.v1.Health/Check` about `service`
     /// (`""`: the whole server) over the connections calls use, so probes
     /// open no connection of their own. A fault below gRPC is the status's
@@ -296,7 +305,7 @@ fn events(
 }
 
 /// The fault below gRPC a status carries, if any.
-fn fault_of(status: &Status) -> Option<&UpstreamFault> {
+pub(crate) fn fault_of(status: &Status) -> Option<&UpstreamFault> {
     std::error::Error::source(status).and_then(|s| s.downcast_ref::<UpstreamFault>())
 }
 
@@ -332,7 +341,7 @@ fn classify(status: Status, url: &str, timeout: Duration) -> GatewayError {
 
 /// The channel, with the raw HTTP response checked before tonic decodes it.
 #[derive(Clone)]
-struct Checked {
+pub(crate) struct Checked {
     inner: Connection,
 }
 
@@ -487,7 +496,7 @@ fn valid_status(v: &http::HeaderValue) -> bool {
 }
 
 /// The response body, failing when it ends without a `grpc-status`.
-struct CheckedBody {
+pub(crate) struct CheckedBody {
     inner: Body,
     status_seen: bool,
     done: bool,
