@@ -54,6 +54,8 @@ COPY --from=builder /out/protogate /usr/local/bin/protogate
 # `serve` reads ./descriptors and ./routes.yaml by default (relative to WORKDIR /app).
 COPY descriptors ./descriptors
 COPY routes.yaml ./routes.yaml
+# Numeric, so Kubernetes' runAsNonRoot can verify it; deploy/kubernetes runs as the same uid
+# (runAsUser: 10001, checked by ci/validate-kubernetes.sh) with a read-only root filesystem.
 USER 10001:10001
 EXPOSE 8080
 # Extra flags (e.g. --upstream http://library:50051) are appended by `docker run ... <flags>`
