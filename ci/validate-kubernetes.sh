@@ -18,6 +18,7 @@
 #      ConfigMap, a Service selecting no pod) must each be refused.
 #
 #   bash ci/validate-kubernetes.sh
+#   bash ci/validate-kubernetes.sh --sync   # first refresh the copies of step 1, then validate
 #
 # Exit 0 when everything is valid; 1 with the problems on stderr; 2 when a tool is missing.
 #
@@ -34,6 +35,13 @@ venv=$root/target/tools/kubernetes-validate
 pin=kubernetes-validate==1.37.0
 K8S_VERSIONS=(1.29 1.37) # the oldest and newest minors checked (1.37: the newest in the pin)
 say() { echo "validate-kubernetes: $*" >&2; }
+copies=("routes.yaml:base/config/routes.yaml" "descriptors/library.binpb:base/config/library.binpb")
+case ${1:-} in
+  --sync)
+    for pair in "${copies[@]}"; do cp "$root/${pair%%:*}" "$k8s/${pair#*:}"; done ;;
+  "") ;;
+  *) say "usage: $0 [--sync]"; exit 2 ;;
+esac
 
 # --- the renderer
 if command -v kustomize >/dev/null 2>&1; then
@@ -75,10 +83,10 @@ trap 'rm -rf "$work"' EXIT
 status=0
 
 # 1. the copies
-for pair in "routes.yaml:base/config/routes.yaml" "descriptors/library.binpb:base/config/library.binpb"; do
+for pair in "${copies[@]}"; do
   src=${pair%%:*} copy=${pair#*:}
   if ! cmp -s "$root/$src" "$k8s/$copy"; then
-    say "deploy/kubernetes/$copy differs from $src; refresh it: cp $src deploy/kubernetes/$copy"
+    say "deploy/kubernetes/$copy differs from $src; refresh the copies: bash ci/validate-kubernetes.sh --sync"
     status=1
   fi
 done
