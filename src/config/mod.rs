@@ -14,6 +14,7 @@ mod compression;
 pub mod errors;
 mod health;
 mod merge;
+mod retry;
 mod service_auth;
 mod service_backend;
 mod service_config;
@@ -25,6 +26,7 @@ pub use auth::{
 };
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
+pub use retry::{RetryBudget, RetryCode, RetryConfig};
 pub use units::{ByteSize, ConfigDuration, parse_duration};
 pub use upstream_tls::UpstreamTls;
 
@@ -285,6 +287,8 @@ pub struct UpstreamConfig {
     /// services it lists are routed to it.
     #[serde(default)]
     pub reflection: bool,
+    /// Retries of failed calls (absent: none); see [`RetryConfig`].
+    pub retry: Option<RetryConfig>,
     /// HTTP/2 connections to it, each carrying calls in turn (1: every call
     /// multiplexed on one connection).
     #[serde(default = "default_connections")]
@@ -578,6 +582,11 @@ impl Config {
         for (i, rule) in self.http.rules.iter().enumerate() {
             if rule.selector.is_empty() {
                 problems.push(format!("http.rules[{i}]: selector is required"));
+            }
+        }
+        for (name, u) in &self.upstreams {
+            if let Some(r) = &u.retry {
+                problems.extend(r.problems(&format!("upstreams.{name}.retry")));
             }
         }
         if problems.is_empty() {

@@ -110,6 +110,7 @@ pub(super) fn resolve(
             }
         };
     let mut unknown_services = Vec::new();
+    let mut retry_errors = Vec::new();
     let mut default = None;
     let mut by_service = HashMap::new();
     for (name, u) in &config.upstreams {
@@ -118,9 +119,12 @@ pub(super) fn resolve(
             (true, Some(cli)) => cli,
             _ => u.url.as_str(),
         };
-        let Some(upstream) = make(name, url, u.timeout.map(|t| t.0), &transport(u)) else {
+        let Some(mut upstream) = make(name, url, u.timeout.map(|t| t.0), &transport(u)) else {
             continue;
         };
+        if let Some(retry) = &u.retry {
+            with_retries(&mut upstream, retry, pool, &mut retry_errors);
+        }
         if is_default {
             default = Some(upstream);
             continue;
@@ -172,6 +176,7 @@ pub(super) fn resolve(
             }
         }
     }
+    errors.extend(retry_errors);
     for (name, s) in unknown_services {
         errors.push(RuleError {
             rule: format!("upstreams.{name}.services"),
@@ -199,6 +204,24 @@ fn transport(u: &UpstreamConfig) -> Transport {
         connections: u.connections,
         tls: u.tls.clone(),
         authority: u.authority.clone(),
+    }
+}
+
+/// Puts `upstream`'s backend behind its `retry:` policy (a wrapper per
+/// snapshot: the policy and its budget are not part of the channel's key).
+fn with_retries(
+    upstream: &mut Upstream,
+    retry: &crate::config::RetryConfig,
+    pool: &DescriptorPool,
+    errors: &mut Vec<RuleError>,
+) {
+    use crate::upstream::retry::RetryBackend;
+    match RetryBackend::new(upstream.backend.clone(), &upstream.name, retry, pool) {
+        Ok(r) => upstream.backend = Arc::new(r),
+        Err(e) => errors.push(RuleError {
+            rule: format!("upstreams.{}.retry{}", upstream.name, e.field()),
+            message: e.to_string(),
+        }),
     }
 }
 

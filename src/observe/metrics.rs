@@ -102,6 +102,14 @@ fn describe() {
         "Backend calls that failed below gRPC: unreachable, not gRPC, or out of time."
     );
     describe_counter!(
+        "protogate_upstream_retries_total",
+        "Calls to an upstream tried again under its retry policy, by the failure retried (unreachable: no gRPC status)."
+    );
+    describe_counter!(
+        "protogate_upstream_retries_skipped_total",
+        "Retryable failures passed on without a retry, by reason: budget, deadline, attempts."
+    );
+    describe_counter!(
         "protogate_deadline_exceeded_total",
         "Requests that ended because their deadline passed."
     );

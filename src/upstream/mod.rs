@@ -3,6 +3,7 @@
 
 pub mod grpc;
 pub mod mock;
+pub mod retry;
 
 mod connection;
 pub mod tls;
