@@ -452,3 +452,33 @@ async fn connection_failures_count_as_unavailable_and_metrics_show_retries() {
     assert!(text.contains("# HELP protogate_upstream_retries_total"));
     assert!(text.contains("# HELP protogate_upstream_retries_skipped_total"));
 }
+
+#[tokio::test]
+async fn retry_settings_are_checked_at_load() {
+    let build = |retry: &str| {
+        let yaml = format!("upstreams:\n  lib:\n    url: http://127.0.0.1:1\n    retry: {retry}\n");
+        let config = protogate::config::Config::parse(&yaml)?;
+        let resources = protogate::gateway::Resources::default();
+        protogate::gateway::Gateway::build_with(common::pool(), config, None, &resources)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let cases = [
+        ("{max_attempts: 0}", "upstreams.lib.retry.max_attempts"),
+        ("{codes: [NOPE]}", "not a gRPC error code"),
+        ("{budget: {ratio: 2}}", "upstreams.lib.retry.budget.ratio"),
+        (
+            "{methods: [library.v1.LibraryService.ImportBooks]}",
+            "upstreams.lib.retry.methods: library.v1.LibraryService.ImportBooks is client-streaming",
+        ),
+        (
+            "{methods: [library.v1.Nope.*]}",
+            "upstreams.lib.retry.methods: selector library.v1.Nope.* names no method",
+        ),
+    ];
+    for (retry, expected) in cases {
+        let error = build(retry).unwrap_err();
+        assert!(error.contains(expected), "{retry}: {error}");
+    }
+    build("{methods: ['library.v1.LibraryService.*']}").unwrap();
+}

@@ -22,8 +22,9 @@
 //!   second: tower's [`TpsBudget`]).
 //!
 //! When the backoff would pass the deadline no attempt starts: the call waits
-//! out its deadline and ends as DEADLINE_EXCEEDED, as gRPC clients do. Every
-//! attempt is sent what is left of the deadline.
+//! out its deadline, so the exchange answers DEADLINE_EXCEEDED at the
+//! deadline, as a gRPC client's retries do. Every attempt is sent what is
+//! left of the deadline.
 //!
 //! This is apart from the connection's own re-send of a request the upstream
 //! provably never took (`connection.rs`, `grpc.rs`), which needs no policy.
