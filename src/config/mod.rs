@@ -13,6 +13,7 @@ mod auth;
 mod compression;
 pub mod errors;
 mod health;
+mod http2;
 mod merge;
 mod retry;
 mod service_auth;
@@ -26,6 +27,7 @@ pub use auth::{
 };
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
+pub use http2::{ListenerHttp2, UpstreamHttp2};
 pub use retry::{RetryBudget, RetryCode, RetryConfig};
 pub use units::{ByteSize, ConfigDuration, parse_duration};
 pub use upstream_tls::UpstreamTls;
@@ -299,6 +301,10 @@ pub struct UpstreamConfig {
     /// The `:authority` sent with every call instead of the URL's
     /// `host:port` (a virtual host behind a proxy or mesh sidecar).
     pub authority: Option<String>,
+    /// HTTP/2 settings of its connections (keepalive, windows, connect
+    /// timeout); see [`UpstreamHttp2`].
+    #[serde(default)]
+    pub http2: UpstreamHttp2,
 }
 
 impl UpstreamConfig {
@@ -323,6 +329,7 @@ impl UpstreamConfig {
                 "upstreams.{name}.authority: {a:?} is not a host[:port]"
             ));
         }
+        out.extend(self.http2.problems(&format!("upstreams.{name}.http2")));
         out
     }
 }
@@ -426,6 +433,9 @@ pub struct Limits {
     pub idle_timeout: ConfigDuration,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// The listener's HTTP/2 settings (keepalive, streams, windows); see
+    /// [`ListenerHttp2`].
+    pub http2: ListenerHttp2,
 }
 
 impl Default for Limits {
@@ -443,6 +453,7 @@ impl Default for Limits {
             body_read_timeout: ConfigDuration(Duration::from_secs(30)),
             idle_timeout: ConfigDuration(Duration::from_secs(120)),
             max_connections: 10_000,
+            http2: ListenerHttp2::default(),
         }
     }
 }
@@ -579,6 +590,7 @@ impl Config {
                 }
             }
         }
+        problems.extend(self.limits.http2.problems("limits.http2"));
         for (i, rule) in self.http.rules.iter().enumerate() {
             if rule.selector.is_empty() {
                 problems.push(format!("http.rules[{i}]: selector is required"));

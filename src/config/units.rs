@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 /// A duration written as `30s`, `1.5s`, `250ms`, `2m` or `1h`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConfigDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for ConfigDuration {
@@ -56,7 +56,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A size in bytes, written as a number or with a unit (`4MiB`, `512KiB`, `1MB`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {

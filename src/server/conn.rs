@@ -23,7 +23,7 @@ use tower::ServiceExt;
 
 use super::rewrite::{JsonErrors, RenderError};
 use super::tls::TlsListener;
-use crate::config::Limits;
+use crate::config::{Limits, ListenerHttp2};
 use crate::pipeline::PeerIdentity;
 
 /// What the listener enforces (from `limits:`; read when the listener
@@ -38,6 +38,8 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     /// The largest request head.
     pub max_header_bytes: usize,
+    /// HTTP/2 keepalive, concurrent streams and windows (`limits.http2`).
+    pub http2: ListenerHttp2,
 }
 
 impl From<&Limits> for ListenerLimits {
@@ -47,6 +49,7 @@ impl From<&Limits> for ListenerLimits {
             idle_timeout: l.idle_timeout.0,
             max_connections: l.max_connections.max(1),
             max_header_bytes: usize::try_from(l.max_header_bytes.0).unwrap_or(usize::MAX),
+            http2: l.http2,
         }
     }
 }
@@ -137,10 +140,18 @@ fn builders(limits: &ListenerLimits) -> Builders {
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     let mut h2 = http2::Builder::new(TokioExecutor::new());
+    let settings = &limits.http2;
     h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_interval(settings.keepalive_interval())
+        .keep_alive_timeout(settings.keepalive_timeout.0)
+        .max_concurrent_streams(settings.max_concurrent_streams);
+    if settings.adaptive_window {
+        h2.adaptive_window(true);
+    } else {
+        h2.initial_stream_window_size(settings.stream_window())
+            .initial_connection_window_size(settings.connection_window());
+    }
     Builders {
         h1,
         h2,

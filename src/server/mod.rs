@@ -128,7 +128,8 @@ pub async fn serve_admin(
 /// requests in flight then finish before this returns (health Watch streams
 /// end: the gateway [stops](health::Health::stop)). The listener's
 /// limits (`limits.header_read_timeout`, `idle_timeout`, `max_connections`,
-/// `max_header_bytes`) are read once, here: changing them needs a restart.
+/// `max_header_bytes`, `http2`) are read once, here: changing them needs a
+/// restart.
 pub async fn serve(
     listener: TcpListener,
     live: Arc<Live>,

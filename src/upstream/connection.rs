@@ -13,7 +13,6 @@
 
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -22,11 +21,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tonic::body::Body;
 
 use super::tls::ClientTls;
+use crate::config::UpstreamHttp2;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A lazily (re)connected HTTP/2 connection; cloning shares it.
 #[derive(Clone)]
@@ -42,6 +39,8 @@ struct Inner {
     request_authority: Authority,
     /// TLS for `https://` upstreams.
     tls: Option<Arc<ClientTls>>,
+    /// HTTP/2 settings and the connect timeout.
+    http2: UpstreamHttp2,
     /// The live connection's handle, if any, and which connection it is.
     sender: Mutex<Option<(u64, SendRequest<Body>)>>,
     /// Numbers the connections made, so a failed one is let go only once.
@@ -66,6 +65,7 @@ impl Connection {
         uri: &http::Uri,
         tls: Option<Arc<ClientTls>>,
         authority: Option<&Authority>,
+        http2: UpstreamHttp2,
     ) -> Result<Connection, String> {
         let dialled = uri
             .authority()
@@ -77,6 +77,7 @@ impl Connection {
                 request_authority: authority.cloned().unwrap_or_else(|| dialled.clone()),
                 authority: dialled,
                 tls,
+                http2,
                 sender: Mutex::new(None),
                 made: Default::default(),
                 connecting: tokio::sync::Mutex::new(()),
@@ -146,9 +147,10 @@ impl Connection {
         if let Some(s) = self.current() {
             return Ok(s);
         }
-        let sender = tokio::time::timeout(CONNECT_TIMEOUT, self.connect())
+        let limit = self.inner.http2.connect_timeout.0;
+        let sender = tokio::time::timeout(limit, self.connect())
             .await
-            .map_err(|_| format!("connecting timed out after {}s", CONNECT_TIMEOUT.as_secs()))??;
+            .map_err(|_| format!("connecting timed out after {limit:?}"))??;
         let id = self
             .inner
             .made
@@ -181,8 +183,8 @@ impl Connection {
         let tcp = tokio::net::TcpStream::connect((host, port)).await?;
         tcp.set_nodelay(true)?;
         match &self.inner.tls {
-            Some(tls) => handshake(TokioIo::new(tls.connect(tcp).await?)).await,
-            None => handshake(TokioIo::new(tcp)).await,
+            Some(tls) => handshake(TokioIo::new(tls.connect(tcp).await?), &self.inner.http2).await,
+            None => handshake(TokioIo::new(tcp), &self.inner.http2).await,
         }
     }
 }
@@ -208,17 +210,26 @@ fn going_away(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The HTTP/2 handshake over `io`, the connection driven by its own task.
-async fn handshake<T>(io: T) -> Result<SendRequest<Body>, BoxError>
+/// The HTTP/2 handshake over `io` with `settings`, the connection driven
+/// by its own task.
+async fn handshake<T>(io: T, settings: &UpstreamHttp2) -> Result<SendRequest<Body>, BoxError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
         .timer(TokioTimer::new())
-        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
-        .keep_alive_while_idle(true)
-        .handshake(io)
-        .await?;
+        .keep_alive_interval(settings.keepalive_interval())
+        .keep_alive_timeout(settings.keepalive_timeout.0)
+        .keep_alive_while_idle(settings.keepalive_while_idle);
+    if settings.adaptive_window {
+        builder.adaptive_window(true);
+    } else {
+        builder
+            .initial_stream_window_size(settings.stream_window())
+            .initial_connection_window_size(settings.connection_window());
+    }
+    let (sender, conn) = builder.handshake(io).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection closed");

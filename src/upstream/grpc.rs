@@ -26,7 +26,7 @@ use tonic::{Status, Streaming};
 use super::connection::Connection;
 use super::tls::ClientTls;
 use crate::call::{Backend, Call, CallEvent, CallResponse, RequestStream, single};
-use crate::config::UpstreamTls;
+use crate::config::{UpstreamHttp2, UpstreamTls};
 use crate::status::GatewayError;
 use http::uri::PathAndQuery;
 use tokio::time::Instant;
@@ -66,6 +66,9 @@ pub struct Transport {
     pub tls: Option<UpstreamTls>,
     /// The `:authority` sent instead of the URL's.
     pub authority: Option<String>,
+    /// HTTP/2 settings of its connections (keepalive, windows, connect
+    /// timeout).
+    pub http2: UpstreamHttp2,
 }
 
 impl Default for Transport {
@@ -74,6 +77,7 @@ impl Default for Transport {
             connections: crate::config::DEFAULT_CONNECTIONS,
             tls: None,
             authority: None,
+            http2: UpstreamHttp2::default(),
         }
     }
 }
@@ -120,7 +124,7 @@ impl GrpcUpstream {
             .transpose()
             .map_err(|e| format!("upstream {url}: authority: {e}"))?;
         let channels = (0..transport.connections.max(1))
-            .map(|_| Connection::lazy(&uri, tls.clone(), authority.as_ref()))
+            .map(|_| Connection::lazy(&uri, tls.clone(), authority.as_ref(), transport.http2))
             .collect::<Result<_, _>>()
             .map_err(|e| format!("upstream {url}: {e}"))?;
         Ok(GrpcUpstream {
