@@ -29,6 +29,10 @@
 #   LOAD_TLS           1 = the gateway's listener speaks TLS (a self-signed P-256 certificate
 #                      made with openssl; HTTP/2 by ALPN) and every gateway scenario goes over
 #                      https; direct gRPC stays h2c, as a backend inside the cluster would  (0)
+#   LOAD_BACKENDS      N > 1: N example backends on 127.0.0.1 … 127.0.0.N (one port), and the
+#                      gateway's upstream balances over them (an `upstreams:` section with
+#                      `endpoints:` is added to the routes; not with a LOAD_ROUTES that has one);
+#                      direct gRPC goes to the first backend                      (1)
 #   LOAD_SKIP_BUILD    1 = use the existing target/release binaries as they are
 #   OHA                path to an oha binary (default: target/tools/bin/oha, then PATH; if
 #                      neither exists: cargo install --locked --root target/tools oha)
@@ -197,6 +201,13 @@ EOF
 }
 start backend "$work/backend.log" "$backend_bin" --listen 127.0.0.1:0
 backend=$addr
+backends=${LOAD_BACKENDS:-1}
+[[ $backends =~ ^[1-9][0-9]?$ && $backends -le 254 ]] || die "LOAD_BACKENDS must be 1 to 254"
+endpoints="'$backend'"
+for ((k = 2; k <= backends; k++)); do
+  start "backend $k" "$work/backend-$k.log" "$backend_bin" --listen "127.0.0.$k:${backend##*:}"
+  endpoints+=", '$addr'"
+done
 # The routes: LOAD_ROUTES, plus an auth: section when LOAD_AUTH is set.
 routes=$work/routes.yaml
 if [[ -n ${LOAD_ROUTES:-} ]]; then cp "$LOAD_ROUTES" "$routes"; else : >"$routes"; fi
@@ -208,6 +219,10 @@ if [[ -n ${LOAD_AUTH:-} ]]; then
     if [[ -n ${LOAD_ROUTES:-} ]]; then cp "$LOAD_ROUTES" "$routes"; else : >"$routes"; fi
   fi
   auth=(-H "authorization: Bearer $(cat "$work/token")")
+fi
+if ((backends > 1)); then
+  grep -q '^upstreams:' "$routes" && die "LOAD_BACKENDS: the routes already have an upstreams: section"
+  printf 'upstreams:\n  library:\n    url: http://%s\n    endpoints: [%s]\n' "$backend" "$endpoints" >>"$routes"
 fi
 # Default logging (info): no per-request lines, so logging does not skew the numbers.
 read -r -a gateway_args <<<"${LOAD_GATEWAY_ARGS:-}"
@@ -222,7 +237,7 @@ if [[ ${LOAD_TLS:-0} == 1 ]]; then
 fi
 start gateway "$work/gateway.log" "$gateway_bin" serve --routes "$routes" --upstream "http://$backend" \
   --listen 127.0.0.1:0 "${gateway_args[@]}"
-gateway=$addr
+gateway=$addr gateway_pid=${pids[-1]}
 
 # ---- requests and sanity checks -------------------------------------------------------
 # The gRPC request: 5-byte frame prefix (not compressed, big-endian length) + GetBookRequest
@@ -329,8 +344,11 @@ for s in $scenarios; do
   run "$s" "$duration" "$work/$s" || die "$s run failed: $(cat "$work/$s.err")"
   size=${body_size[$s]}
   results+=("$s|${label[$s]}|$work/$s|$size")
-  kill -0 "${pids[0]}" 2>/dev/null || die "the backend died during the $s run"
-  kill -0 "${pids[1]}" 2>/dev/null || die "the gateway died during the $s run"
+  for p in "${pids[@]}"; do
+    [[ $p == "$gateway_pid" ]] && continue
+    kill -0 "$p" 2>/dev/null || die "a backend died during the $s run"
+  done
+  kill -0 "$gateway_pid" 2>/dev/null || die "the gateway died during the $s run"
 done
 
 # ---- report -----------------------------------------------------------------------------

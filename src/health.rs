@@ -239,10 +239,10 @@ impl Health {
             // A snapshot built with other resources (`Live::fixed`) gets a
             // channel of its own for probing.
             let max = gw.max_response_bytes();
-            let Some(upstream) = resources
-                .upstream(&url, max)
-                .or_else(|| GrpcUpstream::new(&url, max, &Default::default()).ok())
-            else {
+            let Some(upstream) = resources.upstream(&url, max).or_else(|| {
+                let resolver = crate::upstream::resolve::system();
+                GrpcUpstream::new(&url, max, &Default::default(), resolver).ok()
+            }) else {
                 continue;
             };
             let same = probers.get(&url).is_some_and(|p| {
@@ -487,9 +487,11 @@ fn from_status(status: &tonic::Status, timeout: Duration) -> Probe {
     // one is the upstream's answer.
     let fault = std::error::Error::source(status).and_then(|s| s.downcast_ref::<UpstreamFault>());
     let error = match fault {
-        Some(UpstreamFault::Unreachable(m) | UpstreamFault::Refused(m)) => {
-            ProbeError::Unreachable(m.clone())
-        }
+        Some(
+            UpstreamFault::Unreachable(m)
+            | UpstreamFault::Refused(m)
+            | UpstreamFault::NotConnected(m),
+        ) => ProbeError::Unreachable(m.clone()),
         Some(f @ (UpstreamFault::NotGrpc(_) | UpstreamFault::MissingStatus)) => {
             ProbeError::NotGrpc(f.to_string())
         }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 mod auth;
+mod balance;
 mod compression;
 pub mod errors;
 mod health;
@@ -25,6 +26,7 @@ mod upstream_tls;
 pub use auth::{
     AuthConfig, AuthRule, ClaimValues, DefaultPolicy, PeerRule, ProviderConfig, TokenSources,
 };
+pub use balance::{BalancePolicy, EjectionConfig, EndpointsConfig, HealthCheckConfig, PoolConfig};
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
 pub use http2::{ListenerHttp2, UpstreamHttp2};
@@ -305,6 +307,22 @@ pub struct UpstreamConfig {
     /// timeout); see [`UpstreamHttp2`].
     #[serde(default)]
     pub http2: UpstreamHttp2,
+    /// `host:port` addresses to dial instead of resolving the URL's host.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// How often the URL's host is resolved again (`0s`: once).
+    pub dns_refresh: Option<ConfigDuration>,
+    /// How calls pick an endpoint.
+    #[serde(default)]
+    pub balance: BalancePolicy,
+    /// Connections per endpoint.
+    #[serde(default)]
+    pub pool: PoolConfig,
+    /// Ejection of endpoints that keep failing calls.
+    #[serde(default)]
+    pub ejection: EjectionConfig,
+    /// Active health checks of every endpoint.
+    pub health_check: Option<HealthCheckConfig>,
 }
 
 impl UpstreamConfig {
@@ -330,7 +348,21 @@ impl UpstreamConfig {
             ));
         }
         out.extend(self.http2.problems(&format!("upstreams.{name}.http2")));
+        out.extend(self.endpoints().problems(&format!("upstreams.{name}")));
         out
+    }
+
+    /// Its endpoint settings, gathered.
+    pub fn endpoints(&self) -> EndpointsConfig {
+        let defaults = EndpointsConfig::default();
+        EndpointsConfig {
+            endpoints: self.endpoints.clone(),
+            dns_refresh: self.dns_refresh.unwrap_or(defaults.dns_refresh),
+            balance: self.balance,
+            pool: self.pool.clone(),
+            ejection: self.ejection.clone(),
+            health_check: self.health_check.clone(),
+        }
     }
 }
 

@@ -56,7 +56,11 @@ pub async fn fetch(upstream: &GrpcUpstream) -> Result<Fetched, String> {
 async fn fetch_any_version(upstream: &GrpcUpstream) -> Result<Fetched, String> {
     let mut last = String::new();
     for path in PATHS {
-        match Session::open(upstream.service(), path).await {
+        let service = upstream
+            .service()
+            .await
+            .map_err(|m| format!("cannot connect: {m}"))?;
+        match Session::open(service, path).await {
             Ok(mut s) => return s.describe().await,
             Err(e) if e.code() == tonic::Code::Unimplemented => last = e.message().to_string(),
             Err(e) => return Err(failure(&e)),
@@ -68,7 +72,11 @@ async fn fetch_any_version(upstream: &GrpcUpstream) -> Result<Fetched, String> {
 /// Why a reflection call failed: the connection, or the server's answer.
 fn failure(status: &tonic::Status) -> String {
     match fault_of(status) {
-        Some(f @ (UpstreamFault::Unreachable(_) | UpstreamFault::Refused(_))) => {
+        Some(
+            f @ (UpstreamFault::Unreachable(_)
+            | UpstreamFault::Refused(_)
+            | UpstreamFault::NotConnected(_)),
+        ) => {
             format!("cannot connect: {f}")
         }
         Some(f) => format!("reflection failed: {f}"),

@@ -20,6 +20,7 @@ use crate::pipeline::{Hook, Hooks};
 use crate::routing::rules::Route;
 use crate::upstream::mock::state::CrudStore;
 use crate::upstream::mock::stubs::{StubError, StubStore};
+use crate::upstream::resolve::{self, Resolve};
 use crate::upstream::{GrpcUpstream, Transport};
 use crate::watch::{DirWatch, WatchPath};
 
@@ -38,6 +39,8 @@ pub struct Resources {
     /// The last files each reflection server sent: a reload while a server
     /// is briefly down keeps its services instead of dropping them.
     reflected: Mutex<Reflected>,
+    /// Resolves upstream host names (`None`: the system's resolver).
+    resolver: Option<Arc<dyn Resolve>>,
 }
 
 /// The stub store currently serving, and the one watch of its directory,
@@ -69,6 +72,13 @@ impl Resources {
             hooks: Hooks::new(hooks),
             ..Resources::default()
         }
+    }
+
+    /// These resources, with upstream names resolved by `resolver` instead
+    /// of the system's resolver (a test's, mapping names to loopback).
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolve>) -> Resources {
+        self.resolver = Some(resolver);
+        self
     }
 
     /// The hooks every snapshot runs.
@@ -133,7 +143,8 @@ impl Resources {
         if let Some(c) = channels.get(&key) {
             return Ok(c.clone());
         }
-        let c = GrpcUpstream::new(url, max_response_bytes, transport)?;
+        let resolver = self.resolver.clone().unwrap_or_else(resolve::system);
+        let c = GrpcUpstream::new(url, max_response_bytes, transport, resolver)?;
         channels.insert(key, c.clone());
         Ok(c)
     }

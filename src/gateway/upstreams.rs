@@ -204,6 +204,7 @@ fn transport(u: &UpstreamConfig) -> Transport {
         connections: u.connections,
         tls: u.tls.clone(),
         authority: u.authority.clone(),
+        endpoints: u.endpoints(),
         http2: u.http2,
     }
 }

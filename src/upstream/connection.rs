@@ -11,6 +11,7 @@
 //! with GOAWAY, between the check and the send) is sent again once on a
 //! fresh connection: nothing reached the upstream, so it is always safe.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -34,7 +35,7 @@ pub struct Connection {
 struct Inner {
     scheme: Scheme,
     /// Where to dial.
-    authority: Authority,
+    addr: SocketAddr,
     /// The `:authority` of requests (the dialled one unless overridden).
     request_authority: Authority,
     /// TLS for `https://` upstreams.
@@ -52,37 +53,40 @@ struct Inner {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("authority", &self.inner.authority)
+            .field("addr", &self.inner.addr)
             .finish_non_exhaustive()
     }
 }
 
 impl Connection {
-    /// A connection to `uri`'s authority (`http://host:port`, or
-    /// `https://host:port` with `tls`); requests carry `authority` instead
-    /// when given. Nothing is dialled until the first call.
+    /// A connection to `addr`, one endpoint of the upstream at `uri`
+    /// (`http://` plaintext, or `https://` with `tls`); requests carry
+    /// `uri`'s authority, or `authority` when given. Nothing is dialled
+    /// until the first call.
     pub fn lazy(
+        addr: SocketAddr,
         uri: &http::Uri,
         tls: Option<Arc<ClientTls>>,
         authority: Option<&Authority>,
         http2: UpstreamHttp2,
-    ) -> Result<Connection, String> {
-        let dialled = uri
-            .authority()
+    ) -> Connection {
+        let request_authority = authority
+            .or(uri.authority())
             .cloned()
-            .ok_or_else(|| format!("{uri}: no host:port"))?;
-        Ok(Connection {
+            .or_else(|| addr.to_string().parse().ok())
+            .unwrap_or_else(|| Authority::from_static("localhost"));
+        Connection {
             inner: Arc::new(Inner {
                 scheme: uri.scheme().cloned().unwrap_or(Scheme::HTTP),
-                request_authority: authority.cloned().unwrap_or_else(|| dialled.clone()),
-                authority: dialled,
+                addr,
+                request_authority,
                 tls,
                 http2,
                 sender: Mutex::new(None),
                 made: Default::default(),
                 connecting: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
     }
 
     /// Sends `req` (its URI gets the upstream's scheme and authority).
@@ -103,7 +107,7 @@ impl Connection {
         let req = match self.try_send(req).await? {
             Sent::Answered(resp) => return Ok(resp),
             Sent::NotTaken(req, why) => {
-                tracing::debug!(authority = %self.inner.authority, "upstream connection did not take the request ({why}); sending it on a new one");
+                tracing::debug!(addr = %self.inner.addr, "upstream connection did not take the request ({why}); sending it on a new one");
                 req
             }
         };
@@ -148,9 +152,15 @@ impl Connection {
             return Ok(s);
         }
         let limit = self.inner.http2.connect_timeout.0;
-        let sender = tokio::time::timeout(limit, self.connect())
-            .await
-            .map_err(|_| format!("connecting timed out after {limit:?}"))??;
+        let sender = match tokio::time::timeout(limit, self.connect()).await {
+            Ok(Ok(sender)) => sender,
+            Ok(Err(e)) => return Err(NotConnected(e).into()),
+            Err(_) => {
+                return Err(
+                    NotConnected(format!("connecting timed out after {limit:?}").into()).into(),
+                );
+            }
+        };
         let id = self
             .inner
             .made
@@ -176,11 +186,7 @@ impl Connection {
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, BoxError> {
-        let host = self.inner.authority.host();
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let default_port = if self.inner.tls.is_some() { 443 } else { 80 };
-        let port = self.inner.authority.port_u16().unwrap_or(default_port);
-        let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+        let tcp = tokio::net::TcpStream::connect(self.inner.addr).await?;
         tcp.set_nodelay(true)?;
         match &self.inner.tls {
             Some(tls) => handshake(TokioIo::new(tls.connect(tcp).await?), &self.inner.http2).await,
@@ -188,6 +194,12 @@ impl Connection {
         }
     }
 }
+
+/// No connection could be made: nothing was sent, so the call may go to
+/// another endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct NotConnected(BoxError);
 
 /// What one send attempt came to.
 enum Sent {

@@ -11,7 +11,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,10 +22,13 @@ use tonic::body::Body;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Status, Streaming};
 
-use super::connection::Connection;
+use super::balance::Balancer;
+use super::connection::{Connection, NotConnected};
+use super::endpoint::{ConnTemplate, Endpoint, InFlight};
+use super::resolve::Resolve;
 use super::tls::ClientTls;
 use crate::call::{Backend, Call, CallEvent, CallResponse, RequestStream, single};
-use crate::config::{UpstreamHttp2, UpstreamTls};
+use crate::config::{EndpointsConfig, UpstreamHttp2, UpstreamTls};
 use crate::status::GatewayError;
 use http::uri::PathAndQuery;
 use tokio::time::Instant;
@@ -43,6 +45,9 @@ pub enum UpstreamFault {
     /// The response is not gRPC (wrong HTTP status or content type).
     #[error("{0}")]
     NotGrpc(String),
+    /// No connection to the endpoint could be made: nothing was sent.
+    #[error("{0}")]
+    NotConnected(String),
     /// The upstream refused the stream, or it was past the upstream's
     /// GOAWAY: provably never processed.
     #[error("{0}")]
@@ -69,6 +74,8 @@ pub struct Transport {
     /// HTTP/2 settings of its connections (keepalive, windows, connect
     /// timeout).
     pub http2: UpstreamHttp2,
+    /// Where its endpoints come from and how calls spread over them.
+    pub endpoints: EndpointsConfig,
 }
 
 impl Default for Transport {
@@ -78,31 +85,41 @@ impl Default for Transport {
             tls: None,
             authority: None,
             http2: UpstreamHttp2::default(),
+            endpoints: EndpointsConfig::default(),
         }
     }
 }
 
 /// A gRPC upstream.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct GrpcUpstream {
     url: Arc<str>,
-    channels: Arc<[Connection]>,
-    next: Arc<AtomicUsize>,
+    balancer: Arc<Balancer>,
     max_response_bytes: usize,
+}
+
+impl std::fmt::Debug for GrpcUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcUpstream")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GrpcUpstream {
     /// A lazily connected upstream: the gateway starts (and answers 503)
-    /// while the upstream is down, and recovers when it comes up.
-    /// Calls take the transport's HTTP/2 connections in turn. TLS material
-    /// is read here (a bad file fails the load, naming it) and then watched.
+    /// while the upstream is down, and recovers when it comes up. Its
+    /// endpoints are what `resolver` makes of its host (or of its static
+    /// `endpoints`). TLS material is read here (a bad file fails the load,
+    /// naming it) and then watched.
     pub fn new(
         url: &str,
         max_response_bytes: usize,
         transport: &Transport,
+        resolver: Arc<dyn Resolve>,
     ) -> Result<GrpcUpstream, String> {
         let uri = crate::config::validate_upstream_url(url)?;
-        // The lazy channel spawns its worker on the current runtime.
+        // Resolution, health checks and connections run on the current runtime.
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(format!(
                 "upstream {url}: the gateway must be built inside a tokio runtime"
@@ -123,21 +140,20 @@ impl GrpcUpstream {
             .map(str::parse::<http::uri::Authority>)
             .transpose()
             .map_err(|e| format!("upstream {url}: authority: {e}"))?;
-        let channels = (0..transport.connections.max(1))
-            .map(|_| Connection::lazy(&uri, tls.clone(), authority.as_ref(), transport.http2))
-            .collect::<Result<_, _>>()
+        let template = ConnTemplate {
+            uri: uri.clone(),
+            tls,
+            authority,
+            http2: transport.http2,
+            min_connections: transport.connections.max(1),
+        };
+        let balancer = Balancer::new(&uri, transport.endpoints.clone(), template, resolver)
             .map_err(|e| format!("upstream {url}: {e}"))?;
         Ok(GrpcUpstream {
             url: Arc::from(url),
-            channels,
-            next: Arc::default(),
+            balancer,
             max_response_bytes,
         })
-    }
-
-    /// How many HTTP/2 connections calls take in turn.
-    pub fn connections(&self) -> usize {
-        self.channels.len()
     }
 
     /// The upstream's URL.
@@ -145,37 +161,65 @@ impl GrpcUpstream {
         &self.url
     }
 
-    /// Whether `other` is this upstream (the same connections).
+    /// Whether `other` is this upstream (the same endpoints and connections).
     pub fn same_as(&self, other: &GrpcUpstream) -> bool {
-        Arc::ptr_eq(&self.channels, &other.channels)
+        Arc::ptr_eq(&self.balancer, &other.balancer)
     }
 
-    /// A gRPC client service on the next connection in turn, for calls the
+    /// The addresses of its endpoints now, and whether each is in the
+    /// rotation.
+    pub fn endpoints(&self) -> Vec<(std::net::SocketAddr, bool)> {
+        let now = Instant::now();
+        self.balancer
+            .endpoints()
+            .iter()
+            .map(|e| (e.addr, e.available(now)))
+            .collect()
+    }
+
+    /// A gRPC client service on an endpoint's connection, for calls the
     /// gateway makes itself (reflection).
-    pub(crate) fn service(&self) -> Checked {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        Checked {
-            inner: self.channels[turn].clone(),
-        }
+    pub(crate) async fn service(&self) -> Result<Checked, String> {
+        let endpoint = self.balancer.pick(&[]).await?;
+        let (inner, _hold) = endpoint.connection();
+        Ok(Checked { inner })
     }
 
-    /// Asks the upstream's `grpc.health.v1.Health/Check` about `service`
-    /// (`""`: the whole server) over the connections calls use, so probes
-    /// open no connection of their own. A fault below gRPC is the status's
-    /// source, as an [`UpstreamFault`].
+    /// Asks `grpc.health.v1.Health/Check` about `service` (`""`: the whole
+    /// server) of an endpoint in the rotation, over the connections calls
+    /// use, so probes open no connection of their own. A fault below gRPC is
+    /// the status's source, as an [`UpstreamFault`].
     pub async fn check_health(&self, service: &str, timeout: Duration) -> Result<i32, Status> {
-        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        let svc = Checked {
-            inner: self.channels[turn].clone(),
-        };
-        let mut request = tonic::Request::new(HealthCheckRequest {
-            service: service.to_string(),
-        });
-        request.set_timeout(timeout);
-        let response = HealthClient::new(svc).check(request).await?;
-        Ok(response.into_inner().status)
+        let endpoint = self
+            .balancer
+            .pick(&[])
+            .await
+            .map_err(|m| Status::from_error(Box::new(UpstreamFault::Unreachable(m))))?;
+        health_check(&endpoint, service, timeout).await
     }
+}
+
+/// `grpc.health.v1.Health/Check` of one endpoint.
+async fn health_check(
+    endpoint: &Arc<Endpoint>,
+    service: &str,
+    timeout: Duration,
+) -> Result<i32, Status> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let (inner, _hold) = endpoint.connection();
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: service.to_string(),
+    });
+    request.set_timeout(timeout);
+    let response = HealthClient::new(Checked { inner }).check(request).await?;
+    Ok(response.into_inner().status)
+}
+
+/// Whether `endpoint` answers SERVING about `service` within `timeout`.
+pub(crate) async fn probe(endpoint: &Arc<Endpoint>, service: &str, timeout: Duration) -> bool {
+    const SERVING: i32 = 1;
+    let check = health_check(endpoint, service, timeout);
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Ok(SERVING)))
 }
 
 impl Backend for GrpcUpstream {
@@ -192,96 +236,135 @@ impl Backend for GrpcUpstream {
             } = call;
             if method.is_client_streaming() {
                 return this
-                    .attempt(metadata, requests, path, deadline)
+                    .attempt(metadata, requests, path, deadline, &[])
                     .await
                     .map_err(|f| f.error);
             }
-            // One message, kept so that a call the upstream refused unseen
+            // One message, kept so that a call the upstream never processed
             // can be sent again.
             let message = match requests.next().await {
                 Some(m) => m?,
                 None => {
                     return this
-                        .attempt(metadata, requests, path, deadline)
+                        .attempt(metadata, requests, path, deadline, &[])
                         .await
                         .map_err(|f| f.error);
                 }
             };
-            let mut resends = 0;
-            loop {
-                let attempt = this
-                    .attempt(
-                        metadata.clone(),
-                        single(message.clone()),
-                        path.clone(),
-                        deadline,
-                    )
-                    .await;
-                match attempt {
-                    Err(f)
-                        if f.unprocessed && resends < MAX_RESENDS && Instant::now() < deadline =>
-                    {
-                        tracing::debug!(url = %this.url, "upstream refused the call unseen ({}); sending it again", f.error);
-                        resends += 1;
-                    }
-                    other => return other.map_err(|f| f.error),
-                }
-            }
+            this.call_resending(metadata, message, path, deadline).await
         })
     }
 }
 
-/// How many times a call the upstream refused unprocessed is sent again
-/// (each time on a fresh connection when the old one is going away).
+/// How many times a call the upstream never processed is sent again: to
+/// another endpoint when its endpoint could not be connected to, else on a
+/// fresh connection when the old one is going away.
 const MAX_RESENDS: u32 = 2;
 
 /// A call's failure, and whether the upstream provably never processed it
-/// (a stream it refused, or one past its GOAWAY): such a call is safe to
-/// send again whatever the method does.
+/// (no connection could be made, a stream it refused, or one past its
+/// GOAWAY): such a call is safe to send again whatever the method does.
 struct Failed {
     error: GatewayError,
     unprocessed: bool,
+    /// The endpoint that could not be connected to.
+    not_connected: Option<std::net::SocketAddr>,
+    /// No endpoint was left to try.
+    no_endpoint: bool,
 }
 
 impl GrpcUpstream {
-    /// One attempt on the next connection in turn.
+    /// A call of one request message, sent again (at most [`MAX_RESENDS`]
+    /// times, within the deadline) while the upstream provably never
+    /// processed it.
+    async fn call_resending(
+        &self,
+        metadata: MetadataMap,
+        message: Bytes,
+        path: PathAndQuery,
+        deadline: Instant,
+    ) -> Result<CallResponse, GatewayError> {
+        let mut avoid = Vec::new();
+        let mut last: Option<Failed> = None;
+        let mut resends = 0;
+        loop {
+            let requests = single(message.clone());
+            let failed = match self
+                .attempt(metadata.clone(), requests, path.clone(), deadline, &avoid)
+                .await
+            {
+                Ok(answer) => return Ok(answer),
+                Err(f) => f,
+            };
+            // No other endpoint to try: the failure that sent us looking.
+            if let (true, Some(last)) = (failed.no_endpoint, last) {
+                return Err(last.error);
+            }
+            if !failed.unprocessed || resends >= MAX_RESENDS || Instant::now() >= deadline {
+                return Err(failed.error);
+            }
+            tracing::debug!(url = %self.url, "the upstream never processed the call ({}); sending it again", failed.error);
+            avoid.extend(failed.not_connected);
+            last = Some(failed);
+            resends += 1;
+        }
+    }
+
+    /// One attempt on an endpoint not in `avoid`.
     async fn attempt(
         &self,
         metadata: MetadataMap,
         requests: RequestStream,
         path: PathAndQuery,
         deadline: Instant,
+        avoid: &[std::net::SocketAddr],
     ) -> Result<CallResponse, Failed> {
-        // In turn: concurrent calls spread over the connections.
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-        let svc = Checked {
-            inner: self.channels[turn].clone(),
-        };
         let url = self.url.clone();
-        let mut grpc = tonic::client::Grpc::new(svc)
+        let endpoint = self.balancer.pick(avoid).await.map_err(|m| Failed {
+            error: GatewayError::UpstreamUnavailable(format!("cannot reach {url}: {m}")),
+            unprocessed: false,
+            not_connected: None,
+            no_endpoint: true,
+        })?;
+        let (inner, hold) = endpoint.connection();
+        let mut grpc = tonic::client::Grpc::new(Checked { inner })
             .max_decoding_message_size(self.max_response_bytes)
             .max_encoding_message_size(usize::MAX);
-        grpc.ready().await.map_err(|e| Failed {
-            error: GatewayError::UpstreamUnavailable(format!("{url}: {e}")),
-            unprocessed: false,
-        })?;
         // The upstream gets what is left of the deadline, not the whole timeout.
         let timeout = deadline.saturating_duration_since(Instant::now());
         let mut request = tonic::Request::new(requests);
         *request.metadata_mut() = metadata;
         request.set_timeout(timeout);
-        let response = grpc
-            .streaming(request, path, BytesCodec)
-            .await
-            .map_err(|s| Failed {
-                unprocessed: matches!(fault_of(&s), Some(UpstreamFault::Refused(_))),
-                error: classify(s, &url, timeout),
-            })?;
+        let response = match grpc.streaming(request, path, BytesCodec).await {
+            Ok(r) => r,
+            Err(s) => {
+                self.balancer.record(&endpoint, endpoint_failed(&s));
+                let fault = fault_of(&s);
+                let not_connected = matches!(fault, Some(UpstreamFault::NotConnected(_)));
+                return Err(Failed {
+                    unprocessed: not_connected || matches!(fault, Some(UpstreamFault::Refused(_))),
+                    not_connected: not_connected.then_some(endpoint.addr),
+                    no_endpoint: false,
+                    error: classify(s, &url, timeout),
+                });
+            }
+        };
+        self.balancer.record(&endpoint, false);
         let (metadata, body, _) = response.into_parts();
         Ok(CallResponse {
             metadata,
-            events: events(body, url, timeout),
+            events: events(body, url, timeout, hold),
         })
+    }
+}
+
+/// Whether a call's failure counts against its endpoint (for ejection):
+/// it could not be reached or spoke no gRPC, or it said UNAVAILABLE.
+fn endpoint_failed(status: &Status) -> bool {
+    match fault_of(status) {
+        Some(UpstreamFault::Refused(_) | UpstreamFault::Timeout) => false,
+        Some(_) => true,
+        None => status.code() == tonic::Code::Unavailable,
     }
 }
 
@@ -289,14 +372,16 @@ fn events(
     body: Streaming<Bytes>,
     url: Arc<str>,
     timeout: Duration,
+    hold: InFlight,
 ) -> stream::BoxStream<'static, Result<CallEvent, GatewayError>> {
-    // State: Some(body) while messages flow; None once trailers or an error ended it.
-    stream::unfold(Some(body), move |state| {
+    // State: Some while messages flow (the hold keeps the call counted in
+    // flight on its endpoint); None once trailers or an error ended it.
+    stream::unfold(Some((body, hold)), move |state| {
         let url = url.clone();
         async move {
-            let mut body = state?;
+            let (mut body, hold) = state?;
             match body.message().await {
-                Ok(Some(m)) => Some((Ok(CallEvent::Message(m)), Some(body))),
+                Ok(Some(m)) => Some((Ok(CallEvent::Message(m)), Some((body, hold)))),
                 Ok(None) => match body.trailers().await {
                     Ok(t) => Some((Ok(CallEvent::Trailers(t.unwrap_or_default())), None)),
                     Err(s) => Some((Err(classify(s, &url, timeout)), None)),
@@ -316,7 +401,7 @@ pub(crate) fn fault_of(status: &Status) -> Option<&UpstreamFault> {
 /// Turns a tonic `Status` into the gateway error it really is.
 fn classify(status: Status, url: &str, timeout: Duration) -> GatewayError {
     match fault_of(&status) {
-        Some(UpstreamFault::Unreachable(m)) => {
+        Some(UpstreamFault::Unreachable(m) | UpstreamFault::NotConnected(m)) => {
             GatewayError::UpstreamUnavailable(format!("cannot reach {url}: {m}"))
         }
         Some(UpstreamFault::Refused(m)) => {
@@ -444,6 +529,9 @@ fn transport_fault(e: &(dyn std::error::Error + 'static)) -> UpstreamFault {
     while let Some(s) = src {
         if s.is::<tonic::TimeoutExpired>() {
             return UpstreamFault::Timeout;
+        }
+        if s.is::<NotConnected>() {
+            return UpstreamFault::NotConnected(error_chain(e));
         }
         if let Some(h2) = s.downcast_ref::<h2::Error>()
             && unprocessed(h2)

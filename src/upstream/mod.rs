@@ -5,6 +5,9 @@ pub mod grpc;
 pub mod mock;
 pub mod retry;
 
+mod balance;
 mod connection;
+mod endpoint;
+pub mod resolve;
 pub mod tls;
 pub use grpc::{BytesCodec, GrpcUpstream, Transport, UpstreamFault};
