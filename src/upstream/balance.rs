@@ -76,6 +76,13 @@ impl Balancer {
             self.resolve_once().await;
         }
         let all = self.endpoints.load();
+        // One endpoint (the common case): no choice to make.
+        if let [only] = all.as_slice() {
+            return match avoid.contains(&only.addr) {
+                false => Ok(only.clone()),
+                true => Err(self.no_endpoint(avoid)),
+            };
+        }
         let now = Instant::now();
         let fresh: Vec<&Arc<Endpoint>> = all.iter().filter(|e| !avoid.contains(&e.addr)).collect();
         let available: Vec<&Arc<Endpoint>> =
