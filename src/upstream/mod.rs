@@ -6,6 +6,8 @@ pub mod mock;
 pub mod retry;
 
 mod balance;
+mod checked;
+mod codec;
 mod connection;
 mod endpoint;
 pub mod resolve;
