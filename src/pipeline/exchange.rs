@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 
-use super::{Begin, CallInfo, Hooks, Outcome, PeerIdentity, Protocol, Target};
+use super::{Begin, CallInfo, ClientAddr, Hooks, Outcome, PeerIdentity, Protocol, Target};
 use crate::call::{Call, CallContext, CallEvent, CallResponse, RequestStream};
 use crate::status::GatewayError;
 
@@ -74,6 +74,10 @@ impl Exchange {
         // The TLS listener's verified client identity, for every hook.
         if let Some(peer) = request.extensions().get::<PeerIdentity>() {
             extensions.insert(peer.clone());
+        }
+        // The connection's remote address (rate limits keyed by client IP).
+        if let Some(addr) = request.extensions().get::<ClientAddr>() {
+            extensions.insert(*addr);
         }
         let headers = request.headers();
         hooks.on_begin(&mut Begin {

@@ -71,6 +71,14 @@ pub struct PeerIdentity {
     pub sans: Arc<[String]>,
 }
 
+/// The address of the client's end of the connection (the TCP peer: a
+/// proxy's address when the gateway sits behind one). The listener puts it
+/// in each request's extensions, and hooks find it in [`Begin::extensions`]
+/// (then [`Call::extensions`]); absent for requests that did not come
+/// through the listener (tests driving the router directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
 /// What [`Hook::on_call`] sees besides the call itself.
 #[derive(Debug)]
 pub struct CallInfo<'a> {

@@ -19,5 +19,5 @@ mod hook;
 mod target;
 
 pub use exchange::{Dispatch, Exchange};
-pub use hook::{Begin, CallInfo, Hook, Hooks, Outcome, PeerIdentity, Protocol};
+pub use hook::{Begin, CallInfo, ClientAddr, Hook, Hooks, Outcome, PeerIdentity, Protocol};
 pub use target::{DEFAULT_MAX_METADATA_BYTES, Idempotency, Target};

@@ -24,7 +24,7 @@ use tower::ServiceExt;
 use super::rewrite::{JsonErrors, RenderError};
 use super::tls::TlsListener;
 use crate::config::{Limits, ListenerHttp2};
-use crate::pipeline::PeerIdentity;
+use crate::pipeline::{ClientAddr, PeerIdentity};
 
 /// What the listener enforces (from `limits:`; read when the listener
 /// starts).
@@ -94,7 +94,7 @@ pub async fn serve_with(
             slot = slots.clone().acquire_owned() => slot,
         };
         let Ok(slot) = slot else { break };
-        let (tcp, _) = tokio::select! {
+        let (tcp, remote) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -115,7 +115,7 @@ pub async fn serve_with(
         );
         conns = conns.saturating_add(1);
         tokio::spawn(async move {
-            connection(tcp, &builders, router, limits, stop).await;
+            connection(tcp, ClientAddr(remote), &builders, router, limits, stop).await;
             drop(slot);
             open.add_permits(1);
         });
@@ -196,6 +196,7 @@ async fn speaks_h2(tcp: &tokio::net::TcpStream, wait: Duration) -> Option<bool> 
 /// One connection: served until it ends, goes idle, or the server stops.
 async fn connection(
     tcp: tokio::net::TcpStream,
+    client: ClientAddr,
     builders: &Builders,
     router: Router,
     limits: ListenerLimits,
@@ -210,6 +211,7 @@ async fn connection(
             let conn = Conn {
                 h2: tls.h2,
                 peer: tls.peer,
+                client,
             };
             serve_io(tls.stream, conn, builders, router, limits, stop).await;
         }
@@ -217,17 +219,22 @@ async fn connection(
             let Some(h2) = speaks_h2(&tcp, limits.header_read_timeout).await else {
                 return;
             };
-            let conn = Conn { h2, peer: None };
+            let conn = Conn {
+                h2,
+                peer: None,
+                client,
+            };
             serve_io(tcp, conn, builders, router, limits, stop).await;
         }
     }
 }
 
-/// What the connection speaks, and who the client is (TLS with a client
-/// certificate).
+/// What the connection speaks, and who the client is (its address, and
+/// its identity on TLS with a client certificate).
 struct Conn {
     h2: bool,
     peer: Option<PeerIdentity>,
+    client: ClientAddr,
 }
 
 /// Serves HTTP/2 or HTTP/1.1 on `io` until it ends.
@@ -242,7 +249,7 @@ async fn serve_io<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
-    let service = TowerToHyperService::new(tracked(router, &activity, conn.peer));
+    let service = TowerToHyperService::new(tracked(router, &activity, conn.peer, conn.client));
     let io = TokioIo::new(JsonErrors::new(
         io,
         limits.max_header_bytes,
@@ -258,11 +265,12 @@ async fn serve_io<IO>(
 }
 
 /// The router, with every request counted in flight until its response
-/// body is done, and carrying the connection's client identity.
+/// body is done, and carrying the connection's client address and identity.
 fn tracked(
     router: Router,
     activity: &Arc<Activity>,
     peer: Option<PeerIdentity>,
+    client: ClientAddr,
 ) -> impl tower::Service<
     Request<hyper::body::Incoming>,
     Response = Response<Body>,
@@ -276,6 +284,7 @@ fn tracked(
     router
         .map_request(move |mut req: Request<hyper::body::Incoming>| {
             started.begin();
+            req.extensions_mut().insert(client);
             if let Some(peer) = &peer {
                 req.extensions_mut().insert(peer.clone());
             }
