@@ -211,6 +211,50 @@ pub enum GatewayError {
         /// What is missing.
         detail: String,
     },
+    /// Load shedding refused the call: a limit of `shedding:` is full (503
+    /// UNAVAILABLE; 429 RESOURCE_EXHAUSTED for the client's own limit).
+    #[error("overloaded: {what} ({})", .limit.setting())]
+    Overloaded {
+        /// The limit that is full.
+        limit: ShedLimit,
+        /// What is full: `upstream library: 512 calls in flight`.
+        what: String,
+    },
+}
+
+/// A limit of `shedding:`, as [`GatewayError::Overloaded`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShedLimit {
+    /// Unary calls in flight in the process.
+    InFlight,
+    /// Unary calls in flight to one upstream.
+    InFlightPerUpstream,
+    /// Streams open in the process.
+    Streams,
+    /// Streams open from one client address.
+    StreamsPerClient,
+}
+
+impl ShedLimit {
+    /// The setting, as routes.yaml spells it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            ShedLimit::InFlight => "shedding.max_in_flight",
+            ShedLimit::InFlightPerUpstream => "shedding.max_in_flight_per_upstream",
+            ShedLimit::Streams => "shedding.max_streams",
+            ShedLimit::StreamsPerClient => "shedding.max_streams_per_client",
+        }
+    }
+
+    /// The metric label (`protogate_shed_total{limit}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShedLimit::InFlight => "max_in_flight",
+            ShedLimit::InFlightPerUpstream => "max_in_flight_per_upstream",
+            ShedLimit::Streams => "max_streams",
+            ShedLimit::StreamsPerClient => "max_streams_per_client",
+        }
+    }
 }
 
 /// Why authentication refused a request.
@@ -324,6 +368,14 @@ impl GatewayError {
             GatewayError::Internal(_) => Code::Internal,
             GatewayError::Unauthenticated { .. } => Code::Unauthenticated,
             GatewayError::PermissionDenied { .. } => Code::PermissionDenied,
+            // One client over its own share: like a rate limit (429); the
+            // gateway or an upstream full: UNAVAILABLE (503), as Envoy's
+            // circuit breakers answer, which clients retry elsewhere.
+            GatewayError::Overloaded {
+                limit: ShedLimit::StreamsPerClient,
+                ..
+            } => Code::ResourceExhausted,
+            GatewayError::Overloaded { .. } => Code::Unavailable,
         }
     }
 

@@ -20,6 +20,7 @@ mod retry;
 mod service_auth;
 mod service_backend;
 mod service_config;
+mod shedding;
 mod units;
 mod upstream_tls;
 
@@ -31,6 +32,7 @@ pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
 pub use http2::{ListenerHttp2, UpstreamHttp2};
 pub use retry::{RetryBudget, RetryCode, RetryConfig};
+pub use shedding::SheddingConfig;
 pub use units::{ByteSize, ConfigDuration, parse_duration};
 pub use upstream_tls::UpstreamTls;
 
@@ -86,6 +88,9 @@ pub struct Config {
     /// Include paths for `.proto` sources and the services to serve.
     #[serde(default)]
     pub descriptors: DescriptorOptions,
+    /// Load shedding: calls in flight and streams open at once.
+    #[serde(default)]
+    pub shedding: SheddingConfig,
     /// What the operator should hear about the file that is not an error
     /// (google.api.Service sections protogate ignores).
     #[serde(skip)]
@@ -623,6 +628,7 @@ impl Config {
             }
         }
         problems.extend(self.limits.http2.problems("limits.http2"));
+        problems.extend(self.shedding.problems());
         for (i, rule) in self.http.rules.iter().enumerate() {
             if rule.selector.is_empty() {
                 problems.push(format!("http.rules[{i}]: selector is required"));

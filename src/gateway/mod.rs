@@ -18,6 +18,7 @@ use crate::call::Backend;
 use crate::config::{Config, ConfigError};
 use crate::descriptors::{self, DescriptorError, DescriptorSource};
 use crate::error_format::ErrorFormat;
+use crate::pipeline::shed::Shedding;
 use crate::pipeline::{Hooks, Target};
 use crate::routing::SkippedRule;
 use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
@@ -189,6 +190,8 @@ pub struct Gateway {
     pub cors: Option<tower_http::cors::CorsLayer>,
     /// The shape of REST error bodies (`errors:`).
     pub error_format: ErrorFormat,
+    /// The load-shedding limits it uses (`shedding:`), sized as configured.
+    pub shedding: Shedding,
     /// The configuration it was built from.
     pub config: Config,
 }
@@ -363,7 +366,22 @@ impl Gateway {
         } else {
             None
         };
-        let grpc_targets = method_targets(&pool, &config, &served, &upstreams, mock.as_ref());
+        let shedding = resources.shed_limits().build(
+            &config.shedding,
+            upstreams
+                .urls
+                .keys()
+                .map(String::as_str)
+                .chain(mock.as_ref().map(|_| "mock")),
+        );
+        let grpc_targets = method_targets(
+            &pool,
+            &config,
+            &served,
+            &upstreams,
+            mock.as_ref(),
+            &shedding,
+        );
         let route_targets = table
             .routes
             .iter()
@@ -425,6 +443,7 @@ impl Gateway {
             reflection_urls: Vec::new(),
             cors,
             error_format,
+            shedding,
             config,
         })
     }
@@ -466,6 +485,7 @@ fn method_targets(
     served: &descriptors::ServiceFilter,
     upstreams: &Upstreams,
     mock: Option<&MockBackend>,
+    shedding: &Shedding,
 ) -> HashMap<String, Arc<Target>> {
     let mocked = |service: &str| {
         config.mock.services.is_empty() || config.mock.services.iter().any(|s| s == service)
@@ -493,6 +513,7 @@ fn method_targets(
             let mut target = Target::new(method, backend.clone(), label.clone(), timeout);
             target.max_metadata_bytes =
                 usize::try_from(config.limits.max_metadata_bytes.0).unwrap_or(usize::MAX);
+            target.admission = shedding.admission(&target.upstream, streaming);
             out.insert(target.path.as_str().to_string(), Arc::new(target));
         }
     }

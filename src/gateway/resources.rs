@@ -16,6 +16,7 @@ use prost_reflect::DescriptorPool;
 use super::Gateway;
 use crate::config::Config;
 use crate::descriptors::Reflected;
+use crate::pipeline::shed::ShedLimits;
 use crate::pipeline::{Hook, Hooks};
 use crate::routing::rules::Route;
 use crate::upstream::mock::state::CrudStore;
@@ -41,6 +42,9 @@ pub struct Resources {
     reflected: Mutex<Reflected>,
     /// Resolves upstream host names (`None`: the system's resolver).
     resolver: Option<Arc<dyn Resolve>>,
+    /// The load-shedding limits, kept across reloads so that calls and
+    /// streams in flight stay counted.
+    shed_limits: ShedLimits,
 }
 
 /// The stub store currently serving, and the one watch of its directory,
@@ -84,6 +88,11 @@ impl Resources {
     /// The hooks every snapshot runs.
     pub fn hooks(&self) -> Hooks {
         self.hooks.clone()
+    }
+
+    /// The load-shedding limits snapshots take their slots from.
+    pub fn shed_limits(&self) -> &ShedLimits {
+        &self.shed_limits
     }
 
     /// What reflection sources have provided so far.
@@ -200,6 +209,7 @@ impl Resources {
     /// it does not use are let go.
     pub fn commit(&self, gw: &Gateway) {
         lock(&self.channels).retain(|_, c| gw.channels.iter().any(|u| u.same_as(c)));
+        self.shed_limits.commit(&gw.shedding);
         let store = gw
             .mock
             .as_ref()

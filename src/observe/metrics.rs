@@ -149,6 +149,14 @@ fn describe() {
         "Rules of the serving configuration that are skipped (not served), see the WARN log."
     );
     describe_counter!(
+        "protogate_shed_total",
+        "Calls refused by load shedding (503, or 429 for max_streams_per_client), by the limit that was full and the upstream."
+    );
+    describe_gauge!(
+        "protogate_shed_slots_in_use",
+        "Slots of each configured load-shedding limit held by calls and streams in flight (per upstream for max_in_flight_per_upstream)."
+    );
+    describe_counter!(
         "protogate_tls_handshake_failures_total",
         "TLS handshakes on the listener that failed or timed out (bad or missing client certificates, plaintext clients)."
     );

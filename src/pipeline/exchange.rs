@@ -14,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 
+use super::shed::Admitted;
 use super::{Begin, CallInfo, ClientAddr, Hooks, Outcome, PeerIdentity, Protocol, Target};
 use crate::call::{Call, CallContext, CallEvent, CallResponse, RequestStream};
 use crate::status::GatewayError;
@@ -159,6 +160,18 @@ impl Exchange {
         if late.expired() {
             return Err(GatewayError::DeadlineExceeded(timeout));
         }
+        // Load shedding: the slots ride the response stream until it ends.
+        let slots = match &target.admission {
+            Some(admission) => {
+                let client = self.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+                Some(
+                    admission
+                        .admit(&target.upstream, client, late.deadline)
+                        .await?,
+                )
+            }
+            None => None,
+        };
         self.hooks.on_dispatch(&info);
         self.dispatched = true;
         let called = Instant::now();
@@ -176,6 +189,7 @@ impl Exchange {
                 sleep: None,
                 late,
                 done: false,
+                slots,
             }
             .boxed(),
         })
@@ -339,11 +353,15 @@ struct Guarded {
     sleep: Option<Pin<Box<Sleep>>>,
     late: Late,
     done: bool,
+    /// The call's load-shedding slots: released when the call ends (its
+    /// last event, or the stream dropped).
+    slots: Option<Admitted>,
 }
 
 impl Guarded {
     fn end(&mut self, e: GatewayError) -> Poll<Option<Result<CallEvent, GatewayError>>> {
         self.done = true;
+        self.slots = None;
         Poll::Ready(Some(Err(e)))
     }
 }
@@ -382,6 +400,7 @@ impl Stream for Guarded {
                     return self.end(GatewayError::DeadlineExceeded(timeout));
                 }
                 self.done = true;
+                self.slots = None;
                 Poll::Ready(Some(Ok(CallEvent::Trailers(t))))
             }
             Poll::Ready(Some(Err(e))) => {

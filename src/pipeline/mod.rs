@@ -16,6 +16,7 @@
 
 mod exchange;
 mod hook;
+pub mod shed;
 mod target;
 
 pub use exchange::{Dispatch, Exchange};

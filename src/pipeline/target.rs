@@ -37,6 +37,9 @@ pub struct Target {
     pub max_metadata_bytes: usize,
     /// The method's `idempotency_level` option.
     pub idempotency: Idempotency,
+    /// The load-shedding slots its calls take (`shedding:`); `None`: no
+    /// limit applies.
+    pub admission: Option<Arc<super::shed::Admission>>,
 }
 
 /// A method's `idempotency_level` (descriptor.proto's `MethodOptions`).
@@ -91,6 +94,7 @@ impl Target {
             upstream,
             timeout,
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+            admission: None,
         }
     }
 
