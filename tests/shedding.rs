@@ -44,6 +44,10 @@ struct Gated {
     inner: LibraryServiceServer<LibraryBackend>,
     gate: Arc<Semaphore>,
     entered: Arc<AtomicUsize>,
+    /// Capacity mode (the benchmark): a GetShelf holds a permit of `gate`
+    /// for this long and gives it back, so the backend serves at most
+    /// `permits / service_time` calls a second.
+    service_time: Option<Duration>,
 }
 
 impl tonic::server::NamedService for Gated {
@@ -64,11 +68,15 @@ impl tower::Service<http::Request<tonic::body::Body>> for Gated {
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         let mut inner = self.inner.clone();
         let (gate, entered) = (self.gate.clone(), self.entered.clone());
+        let service_time = self.service_time;
         Box::pin(async move {
             if req.uri().path().ends_with("/GetShelf") {
                 entered.fetch_add(1, Ordering::SeqCst);
                 if let Ok(p) = gate.acquire().await {
-                    p.forget();
+                    match service_time {
+                        Some(t) => tokio::time::sleep(t).await,
+                        None => p.forget(),
+                    }
                 }
             }
             tower::Service::call(&mut inner, req).await
@@ -91,15 +99,26 @@ struct Env {
 
 impl Env {
     async fn start(upstream: &'static str, shedding: &str) -> Env {
+        Env::with_capacity(upstream, shedding, None).await
+    }
+
+    /// `capacity`: the backend serves that many GetShelf calls at once,
+    /// each taking the given time (else each is held until released).
+    async fn with_capacity(
+        upstream: &'static str,
+        shedding: &str,
+        capacity: Option<(usize, Duration)>,
+    ) -> Env {
         let turn = SERIAL.lock().await;
         protogate::observe::metrics::install().unwrap();
         let store = LibraryBackend::with_sample_data();
-        let gate = Arc::new(Semaphore::new(0));
+        let gate = Arc::new(Semaphore::new(capacity.map_or(0, |c| c.0)));
         let entered = Arc::new(AtomicUsize::new(0));
         let svc = Gated {
             inner: LibraryServiceServer::new(store.clone()),
             gate: gate.clone(),
             entered: entered.clone(),
+            service_time: capacity.map(|c| c.1),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -437,4 +456,181 @@ async fn repeated_shedding_leaves_nothing_behind() {
     env.settles("max_in_flight_per_upstream", 0.0).await;
     env.settles("max_streams", 0.0).await;
     assert_eq!(env.gw.shedding.clients_with_streams(), 0);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_streams_counted_and_resizes_the_limit() {
+    let turn = SERIAL.lock().await;
+    protogate::observe::metrics::install().unwrap();
+    let (backend, store) = common::start_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    let write = |max: usize| {
+        let yaml = format!(
+            "upstreams:\n  lib_reload:\n    url: {}\nshedding: {{max_streams: {max}}}\n",
+            backend.url()
+        );
+        std::fs::write(&routes, yaml).unwrap();
+    };
+    write(2);
+    let settings = protogate::gateway::Settings {
+        descriptors: vec![protogate::descriptors::DescriptorSource::Path(
+            common::descriptors_dir(),
+        )],
+        routes: vec![routes.clone()],
+        watch: Some(false),
+        ..Default::default()
+    };
+    let gw = common::start_live(settings, protogate::gateway::Resources::default()).await;
+    let gate = store.gate_streams();
+    let http = reqwest::Client::new();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let resp = http
+            .get(format!("{}{STREAM}", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        open.push(resp.bytes_stream());
+    }
+    let in_use = || metric("protogate_shed_slots_in_use", &[("limit", "max_streams")]);
+    assert_eq!(in_use(), 2.0);
+    // A reload with the same limit keeps both streams counted: still full.
+    assert!(gw.live.reload("test").await.ok);
+    let refused = get(&http, format!("{}{STREAM}", gw.url)).await;
+    refused.assert_error(503, 14);
+    // Grown to 3: one more; shrunk to 1: none until two have ended.
+    write(3);
+    assert!(gw.live.reload("test").await.ok);
+    let resp = http
+        .get(format!("{}{STREAM}", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    open.push(resp.bytes_stream());
+    write(1);
+    assert!(gw.live.reload("test").await.ok);
+    open.truncate(1);
+    tokio::time::timeout(LIMIT, async {
+        while in_use() != 1.0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    get(&http, format!("{}{STREAM}", gw.url))
+        .await
+        .assert_error(503, 14);
+    open.clear();
+    tokio::time::timeout(LIMIT, async {
+        while in_use() != 0.0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    gate.add_permits(100);
+    let again = get(&http, format!("{}{STREAM}", gw.url)).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    drop(turn);
+}
+
+/// Resident memory of this process (backend, gateway and load generator
+/// together), in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Offers twice the upstream's capacity (open loop: requests arrive at a
+/// fixed rate whatever the answers) with shedding on and off, and prints
+/// the error rate, the latency percentiles and the memory. A report, not
+/// a test: `cargo test --release --test shedding -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_twice_the_upstream_capacity() {
+    // The backend: 8 calls at once, 20 ms each: 400 calls a second.
+    let capacity = (8, Duration::from_millis(20));
+    let rate = 800u64;
+    let secs = 5u64;
+    for (name, shedding) in [
+        ("off", "{}"),
+        (
+            "on",
+            "{max_in_flight_per_upstream: 16, queue_timeout: 50ms}",
+        ),
+    ] {
+        let env = Env::with_capacity("lib_bench", shedding, Some(capacity)).await;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(4096)
+            .build()
+            .unwrap();
+        let rss_before = rss_kib();
+        let started = tokio::time::Instant::now();
+        let mut every = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        let mut calls = Vec::new();
+        let mut peak_rss = rss_before;
+        for i in 0..rate * secs {
+            every.tick().await;
+            let url = env.url(SHELF);
+            let http = http.clone();
+            calls.push(tokio::spawn(async move {
+                let t = tokio::time::Instant::now();
+                let status = match http.get(url).send().await {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        s
+                    }
+                    Err(_) => 0,
+                };
+                (status, t.elapsed())
+            }));
+            if i % 200 == 0 {
+                peak_rss = peak_rss.max(rss_kib());
+            }
+        }
+        let offered = started.elapsed();
+        let mut results = Vec::new();
+        for c in calls {
+            results.push(c.await.unwrap());
+            peak_rss = peak_rss.max(rss_kib());
+        }
+        let total = results.len();
+        let ok: Vec<Duration> = results
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, d)| *d)
+            .collect();
+        let mut all: Vec<Duration> = results.iter().map(|(_, d)| *d).collect();
+        all.sort();
+        let mut ok_sorted = ok.clone();
+        ok_sorted.sort();
+        let pct = |v: &[Duration], p: f64| {
+            v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        let errors = total - ok.len();
+        println!(
+            "shedding {name}: {total} calls offered over {:.1}s ({rate}/s, capacity {}/s): {} ok, {} refused or failed ({:.1}%); all: p50 {:.0} ms, p99 {:.0} ms; successes: p50 {:.0} ms, p99 {:.0} ms; whole run: {:.1}s; RSS +{} KiB at peak (process: backend, gateway, generator)",
+            offered.as_secs_f64(),
+            capacity.0 as u64 * 1000 / capacity.1.as_millis() as u64,
+            ok.len(),
+            errors,
+            errors as f64 * 100.0 / total as f64,
+            pct(&all, 0.5),
+            pct(&all, 0.99),
+            pct(&ok_sorted, 0.5),
+            pct(&ok_sorted, 0.99),
+            started.elapsed().as_secs_f64(),
+            peak_rss.saturating_sub(rss_before),
+        );
+        drop(env);
+    }
 }
