@@ -19,6 +19,7 @@ pub mod descriptors;
 pub mod error_format;
 pub mod gateway;
 pub mod health;
+pub mod limits;
 pub mod live;
 pub mod observe;
 pub mod pipeline;

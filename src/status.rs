@@ -157,6 +157,15 @@ pub enum GatewayError {
         /// The limit.
         limit: usize,
     },
+    /// A rate limit of `rate_limits:` refused the call (429
+    /// RESOURCE_EXHAUSTED, with `Retry-After`).
+    #[error("rate limit {limit} exceeded; retry after {}s", retry_after_secs(*.retry_after))]
+    RateLimited {
+        /// The limit, as its message names it: `"per-client" (100/s per ip)`.
+        limit: std::sync::Arc<str>,
+        /// How long until the limit admits a call again.
+        retry_after: Duration,
+    },
     /// A framed request message is malformed (truncated, or flagged in a way
     /// the stream did not negotiate).
     #[error("malformed request message: {0}")]
@@ -356,6 +365,7 @@ impl GatewayError {
             GatewayError::MessageTooLarge { .. }
             | GatewayError::DecodeBudget { .. }
             | GatewayError::HeadersTooLarge { .. } => Code::ResourceExhausted,
+            GatewayError::RateLimited { .. } => Code::ResourceExhausted,
             GatewayError::MalformedFrame(_) => Code::Internal,
             GatewayError::Cancelled(_) => Code::Cancelled,
             GatewayError::Unimplemented(_) => Code::Unimplemented,
@@ -399,13 +409,18 @@ impl GatewayError {
     }
 
     /// Headers that belong to this error's answer in any HTTP protocol
-    /// (`Allow` on a 405, `WWW-Authenticate` on a 401 or 403).
+    /// (`Allow` on a 405, `WWW-Authenticate` on a 401 or 403, `Retry-After`
+    /// on a 429 of a rate limit).
     pub fn headers(&self) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         let value = match self {
             GatewayError::MethodNotAllowed { allowed, .. } => {
                 Some((http::header::ALLOW, allowed.join(", ")))
             }
+            GatewayError::RateLimited { retry_after, .. } => Some((
+                http::header::RETRY_AFTER,
+                retry_after_secs(*retry_after).to_string(),
+            )),
             GatewayError::Unauthenticated { .. } | GatewayError::PermissionDenied { .. } => self
                 .www_authenticate()
                 .map(|v| (http::header::WWW_AUTHENTICATE, v)),
@@ -487,9 +502,33 @@ impl GatewayError {
                 let details = rpc::bad_request(&v.field, &v.description);
                 tonic::Status::with_details(self.code(), self.to_string(), details)
             }
+            GatewayError::RateLimited { retry_after, .. } => {
+                // gRPC's own pushback (gRFC A6: retrying clients wait as
+                // long), and the HTTP header's seconds for the others.
+                let mut status = tonic::Status::new(self.code(), self.to_string());
+                let m = status.metadata_mut();
+                m.insert("retry-after", retry_after_secs(*retry_after).into());
+                let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+                m.insert("grpc-retry-pushback-ms", ms.into());
+                status
+            }
             other => tonic::Status::new(other.code(), other.to_string()),
         }
     }
+}
+
+/// Whole seconds to wait, rounded up (at least 1: `Retry-After: 0` would
+/// invite an immediate retry that is refused again).
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(protogate::status::retry_after_secs(Duration::from_millis(1)), 1);
+/// assert_eq!(protogate::status::retry_after_secs(Duration::from_millis(2001)), 3);
+/// ```
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
+        .max(1)
 }
 
 /// The few google.rpc messages the gateway writes itself, so that errors

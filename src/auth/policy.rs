@@ -139,6 +139,58 @@ pub struct Destination<'a> {
 /// Requirements compiled per destination key.
 pub type Requirements = HashMap<String, Arc<Requirement>>;
 
+/// The destinations a rule names: a selector glob on the method's full
+/// name and/or a route (both given: both must match). A selector matches
+/// the method through every entry point (its gRPC path and each of its
+/// routes); a route only that route. `auth.rules` and `rate_limits` name
+/// destinations this way.
+///
+/// ```
+/// use protogate::auth::policy::{Destination, Selection};
+/// let s = Selection::compile(Some("library.v1.*.Get*"), None, &[]).unwrap();
+/// let d = Destination { key: "/library.v1.LibraryService/GetShelf",
+///     method: "library.v1.LibraryService.GetShelf", route: None };
+/// assert!(s.matches(&d));
+/// assert!(Selection::compile(None, Some("GET /nope"), &["GET /v1/shelves"]).is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Selection {
+    selector: Option<regex::Regex>,
+    route: Option<String>,
+}
+
+impl Selection {
+    /// Compiles a rule's `selector` and `route`; a route must be one of
+    /// `known_routes`. The error says what is wrong (the caller names the
+    /// rule).
+    pub fn compile(
+        selector: Option<&str>,
+        route: Option<&str>,
+        known_routes: &[&str],
+    ) -> Result<Selection, String> {
+        if selector.is_none() && route.is_none() {
+            return Err("name a selector or a route".into());
+        }
+        if let Some(route) = route
+            && !known_routes.contains(&route)
+        {
+            return Err(format!(
+                "route {route:?} is not a route of this gateway (see `protogate routes`)"
+            ));
+        }
+        Ok(Selection {
+            selector: selector.map(glob).transpose()?,
+            route: route.map(str::to_string),
+        })
+    }
+
+    /// Whether the rule names `d`.
+    pub fn matches(&self, d: &Destination<'_>) -> bool {
+        self.selector.as_ref().is_none_or(|g| g.is_match(d.method))
+            && self.route.as_deref().is_none_or(|r| d.route == Some(r))
+    }
+}
+
 /// Compiles the rules for every destination. Errors name the rule.
 pub fn compile<'a>(
     config: &AuthConfig,
@@ -147,7 +199,7 @@ pub fn compile<'a>(
     known_routes: &[&str],
 ) -> Result<Requirements, Vec<(String, String)>> {
     let mut errors = Vec::new();
-    let rules: Vec<(Option<regex::Regex>, Arc<Requirement>)> = config
+    let rules: Vec<(Selection, Arc<Requirement>)> = config
         .rules
         .iter()
         .enumerate()
@@ -170,11 +222,8 @@ pub fn compile<'a>(
     });
     let mut out = HashMap::new();
     for d in destinations {
-        let found = config.rules.iter().zip(&rules).find(|(rule, (glob, _))| {
-            glob.as_ref().is_none_or(|g| g.is_match(d.method))
-                && rule.route.as_deref().is_none_or(|r| d.route == Some(r))
-        });
-        let requirement = found.map_or_else(|| default.clone(), |(_, (_, req))| req.clone());
+        let found = rules.iter().find(|(selection, _)| selection.matches(&d));
+        let requirement = found.map_or_else(|| default.clone(), |(_, req)| req.clone());
         out.insert(d.key.to_string(), requirement);
     }
     Ok(out)
@@ -184,21 +233,15 @@ fn compile_rule(
     rule: &AuthRule,
     provider_names: &[String],
     known_routes: &[&str],
-) -> Result<(Option<regex::Regex>, Arc<Requirement>), String> {
-    if rule.selector.is_none() && rule.route.is_none() {
-        return Err("name a selector or a route".into());
-    }
-    if let Some(route) = &rule.route
-        && !known_routes.contains(&route.as_str())
-    {
-        return Err(format!(
-            "route {route:?} is not a route of this gateway (see `protogate routes`)"
-        ));
-    }
+) -> Result<(Selection, Arc<Requirement>), String> {
+    let selection = Selection::compile(
+        rule.selector.as_deref(),
+        rule.route.as_deref(),
+        known_routes,
+    )?;
     if rule.anonymous && (!rule.scopes.is_empty() || !rule.claims.is_empty()) {
         return Err("anonymous: true cannot also require scopes or claims".into());
     }
-    let glob = rule.selector.as_deref().map(glob).transpose()?;
     let providers = if rule.providers.is_empty() {
         None
     } else {
@@ -228,7 +271,7 @@ fn compile_rule(
             .map(PeerRequirement::compile)
             .transpose()?,
     };
-    Ok((glob, Arc::new(requirement)))
+    Ok((selection, Arc::new(requirement)))
 }
 
 /// A selector glob (`*` matches any run of characters) as an anchored regex.

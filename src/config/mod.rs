@@ -16,6 +16,7 @@ pub mod errors;
 mod health;
 mod http2;
 mod merge;
+mod rate_limits;
 mod retry;
 mod service_auth;
 mod service_backend;
@@ -31,6 +32,7 @@ pub use balance::{BalancePolicy, EjectionConfig, EndpointsConfig, HealthCheckCon
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
 pub use http2::{ListenerHttp2, UpstreamHttp2};
+pub use rate_limits::{Rate, RateKey, RateLimitConfig};
 pub use retry::{RetryBudget, RetryCode, RetryConfig};
 pub use shedding::SheddingConfig;
 pub use units::{ByteSize, ConfigDuration, parse_duration};
@@ -79,6 +81,9 @@ pub struct Config {
     /// JWT authentication and per-method requirements.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// Local rate limits: token buckets per method or route, per key.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitConfig>,
     /// Upstream health checks (readiness).
     #[serde(default)]
     pub health: HealthOptions,
@@ -628,6 +633,7 @@ impl Config {
             }
         }
         problems.extend(self.limits.http2.problems("limits.http2"));
+        problems.extend(rate_limits::problems(&self.rate_limits));
         problems.extend(self.shedding.problems());
         for (i, rule) in self.http.rules.iter().enumerate() {
             if rule.selector.is_empty() {

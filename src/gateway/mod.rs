@@ -382,7 +382,7 @@ impl Gateway {
             mock.as_ref(),
             &shedding,
         );
-        let route_targets = table
+        let route_targets: Vec<Arc<Target>> = table
             .routes
             .iter()
             .map(|route| {
@@ -400,14 +400,17 @@ impl Gateway {
                 Arc::new(target)
             })
             .collect();
-        let hooks = match &config.auth {
-            Some(auth) => {
-                resources
-                    .hooks()
-                    .prepend(Arc::new(auth_hook(auth, &grpc_targets, &table)?))
-            }
-            None => resources.hooks(),
-        };
+        // Auth first, then rate limits (`key: subject` reads what auth
+        // verified), then the hooks every snapshot runs.
+        let mut hooks = resources.hooks();
+        if let Some(limits) =
+            rate_limits_hook(&config, &grpc_targets, &route_targets, &table, resources)?
+        {
+            hooks = hooks.prepend(Arc::new(limits));
+        }
+        if let Some(auth) = &config.auth {
+            hooks = hooks.prepend(Arc::new(auth_hook(auth, &grpc_targets, &table)?));
+        }
         let method_json = grpc_targets
             .iter()
             .map(|(path, t)| (path.clone(), MethodJson::new(&t.method)))
@@ -582,6 +585,26 @@ fn auth_hook(
     });
     let known: Vec<&str> = table.routes.iter().map(|r| r.key.as_str()).collect();
     crate::auth::Auth::build(config, methods.chain(routes), &known).map_err(LoadError::Rules)
+}
+
+/// The rate-limit hook, when `rate_limits:` names any limit: every gRPC
+/// method and every route gets the limits that name it.
+fn rate_limits_hook(
+    config: &Config,
+    grpc_targets: &HashMap<String, Arc<Target>>,
+    route_targets: &[Arc<Target>],
+    table: &RouteTable,
+    resources: &Resources,
+) -> Result<Option<crate::limits::rate::RateLimits>, LoadError> {
+    let known: Vec<&str> = table.routes.iter().map(|r| r.key.as_str()).collect();
+    let targets = grpc_targets.values().chain(route_targets).map(|t| &**t);
+    crate::limits::rate::RateLimits::build(
+        &config.rate_limits,
+        targets,
+        &known,
+        resources.rate_buckets(),
+    )
+    .map_err(LoadError::Rules)
 }
 
 fn check_timeout_selectors(pool: &DescriptorPool, config: &Config, errors: &mut Vec<RuleError>) {

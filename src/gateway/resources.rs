@@ -16,6 +16,7 @@ use prost_reflect::DescriptorPool;
 use super::Gateway;
 use crate::config::Config;
 use crate::descriptors::Reflected;
+use crate::limits::rate::RateBuckets;
 use crate::pipeline::shed::ShedLimits;
 use crate::pipeline::{Hook, Hooks};
 use crate::routing::rules::Route;
@@ -45,6 +46,8 @@ pub struct Resources {
     /// The load-shedding limits, kept across reloads so that calls and
     /// streams in flight stay counted.
     shed_limits: ShedLimits,
+    /// The rate limits' buckets: an unchanged limit keeps them on reload.
+    rate_buckets: RateBuckets,
 }
 
 /// The stub store currently serving, and the one watch of its directory,
@@ -93,6 +96,11 @@ impl Resources {
     /// The load-shedding limits snapshots take their slots from.
     pub fn shed_limits(&self) -> &ShedLimits {
         &self.shed_limits
+    }
+
+    /// The buckets of the rate limits in use (`rate_limits:`).
+    pub fn rate_buckets(&self) -> &RateBuckets {
+        &self.rate_buckets
     }
 
     /// What reflection sources have provided so far.

@@ -157,6 +157,14 @@ fn describe() {
         "Slots of each configured load-shedding limit held by calls and streams in flight (per upstream for max_in_flight_per_upstream)."
     );
     describe_counter!(
+        "protogate_rate_limited_total",
+        "Calls refused by a local rate limit (429 RESOURCE_EXHAUSTED), by the limit's name."
+    );
+    describe_gauge!(
+        "protogate_rate_limit_keys",
+        "Keys (client addresses, header values, subjects) holding a bucket of a keyed rate limit, at its last sweep."
+    );
+    describe_counter!(
         "protogate_tls_handshake_failures_total",
         "TLS handshakes on the listener that failed or timed out (bad or missing client certificates, plaintext clients)."
     );
