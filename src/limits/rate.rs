@@ -529,6 +529,71 @@ mod tests {
         assert_eq!(limit.keys(), 1);
     }
 
+    /// What the hook costs a call: `cargo test --release --lib
+    /// limits::rate::tests::cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn cost() {
+        use crate::call::{grpc_path, single};
+        use crate::pipeline::Protocol;
+        let pool = crate::descriptors::load(&["descriptors".into()])
+            .unwrap()
+            .pool;
+        let service = pool
+            .get_service_by_name("library.v1.LibraryService")
+            .unwrap();
+        let method = service.methods().find(|m| m.name() == "GetBook").unwrap();
+        let target = Target::new(method.clone(), None, "x".into(), Duration::from_secs(1));
+        let headers = http::HeaderMap::new();
+        let mut call = Call::new(
+            method.clone(),
+            grpc_path(&method),
+            Default::default(),
+            single(bytes::Bytes::new()),
+            tokio::time::Instant::now(),
+        );
+        call.extensions
+            .insert(ClientAddr("127.0.0.1:4000".parse().unwrap()));
+        let info = CallInfo {
+            protocol: Protocol::Rest,
+            target: &target,
+            headers: &headers,
+        };
+        let limit = |selector: &str, key: &str| RateLimitConfig {
+            selector: Some(selector.into()),
+            rate: "1000000/s".parse().unwrap(),
+            burst: Some(u32::MAX),
+            ..config(key, "1/s", 1, 1000)
+        };
+        let cases = [
+            (
+                "no limit names the call",
+                limit("library.v1.LibraryService.CreateShelf", "ip"),
+            ),
+            ("a limit, key none, not hit", limit("*", "none")),
+            ("a limit, key ip, not hit", limit("*", "ip")),
+        ];
+        const N: u32 = 2_000_000;
+        for (name, config) in cases {
+            let hook = RateLimits::build(
+                &[config],
+                std::iter::once(&target),
+                &[],
+                &RateBuckets::default(),
+            )
+            .unwrap()
+            .unwrap();
+            let started = Instant::now();
+            for _ in 0..N {
+                hook.on_call(&mut call, &info).unwrap();
+            }
+            println!(
+                "{name}: {:.1} ns per call",
+                started.elapsed().as_nanos() as f64 / f64::from(N)
+            );
+        }
+    }
+
     #[test]
     fn unchanged_limits_keep_their_buckets() {
         let buckets = RateBuckets::default();
