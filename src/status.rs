@@ -71,6 +71,34 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
+/// A gRPC code's name in lower snake case (`not_found`): metric label
+/// values, and the base of Connect's code names.
+///
+/// ```
+/// assert_eq!(protogate::status::code_label(tonic::Code::DeadlineExceeded), "deadline_exceeded");
+/// ```
+pub fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
 /// One field violation for a `google.rpc.BadRequest` detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {

@@ -366,7 +366,9 @@ impl Policy {
             GatewayError::UpstreamUnavailable(_) if self.codes.contains(&Code::Unavailable) => {
                 Some("unreachable")
             }
-            GatewayError::Upstream(s) if self.codes.contains(&s.code()) => Some(reason(s.code())),
+            GatewayError::Upstream(s) if self.codes.contains(&s.code()) => {
+                Some(crate::status::code_label(s.code()))
+            }
             _ => None,
         }
     }
@@ -424,51 +426,9 @@ async fn try_once(inner: &dyn Backend, replay: &Replay) -> Result<CallResponse, 
     }
 }
 
-/// `code`'s name in lower case, for the `reason` label.
-fn reason(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "cancelled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
-}
-
-/// A random number in `0..=max` (xorshift, seeded per thread from the
-/// process's hash keys: jitter needs spread, not secrecy).
+/// A random number in `0..=max`: jitter needs spread, not secrecy.
 fn random_up_to(max: u64) -> u64 {
-    use std::cell::Cell;
-    use std::hash::{BuildHasher, Hasher};
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(
-            std::collections::hash_map::RandomState::new().build_hasher().finish() | 1,
-        );
-    }
-    let x = STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        x
-    });
-    match max.checked_add(1) {
-        Some(n) => x % n,
-        None => x,
-    }
+    fastrand::u64(0..=max)
 }
 
 #[cfg(test)]

@@ -14,23 +14,9 @@ use crate::status::{GatewayError, rpc};
 /// Connect's name for a gRPC code.
 pub fn code_name(code: Code) -> &'static str {
     match code {
-        Code::Ok => "ok",
+        // Connect spells it the American way; every other name is gRPC's.
         Code::Cancelled => "canceled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
+        other => crate::status::code_label(other),
     }
 }
 
