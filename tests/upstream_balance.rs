@@ -150,17 +150,7 @@ impl Resolve for TestResolver {
     }
 }
 
-/// The bundled routes.yaml with the library upstream at `url` and `extra`
-/// lines under it.
-fn routes(url: &str, extra: &str) -> String {
-    let text = common::bundled_routes_yaml();
-    let old = "    url: http://127.0.0.1:50051\n";
-    assert!(
-        text.contains(old),
-        "the bundled routes.yaml names its upstream"
-    );
-    text.replace(old, &format!("    url: {url}\n{extra}"))
-}
+use common::routes_with_upstream as routes;
 
 /// The gateway with `resolver`; stops when the sender drops.
 async fn gateway(yaml: &str, resolver: Arc<TestResolver>) -> (String, oneshot::Sender<()>) {

@@ -203,17 +203,7 @@ impl Conn {
 
 // ---------------------------------------------------------------- the gateway
 
-/// The bundled routes.yaml with the library upstream at `url` and `extra`
-/// lines under it (its `tls:` and `authority:`).
-fn routes(url: &str, extra: &str) -> String {
-    let text = common::bundled_routes_yaml();
-    let old = "    url: http://127.0.0.1:50051\n";
-    assert!(
-        text.contains(old),
-        "the bundled routes.yaml names its upstream"
-    );
-    text.replace(old, &format!("    url: {url}\n{extra}"))
-}
+use common::routes_with_upstream as routes;
 
 /// A temporary directory of PEM files.
 struct Files(tempfile::TempDir);

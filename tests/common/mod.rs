@@ -237,6 +237,18 @@ pub fn bundled_routes_yaml() -> String {
         .unwrap()
 }
 
+/// The bundled routes.yaml with its library upstream at `url` and `extra`
+/// lines under it (its `tls:`, `endpoints:`, …).
+pub fn routes_with_upstream(url: &str, extra: &str) -> String {
+    let text = bundled_routes_yaml();
+    let old = "    url: http://127.0.0.1:50051\n";
+    assert!(
+        text.contains(old),
+        "the bundled routes.yaml names its upstream"
+    );
+    text.replace(old, &format!("    url: {url}\n{extra}"))
+}
+
 /// A backend with sample data and a gateway in front of it, configured with
 /// `routes_yaml` (the upstream is given on the "command line").
 pub struct Env {
