@@ -16,6 +16,7 @@ pub mod errors;
 mod health;
 mod http2;
 mod merge;
+mod rate_limit_service;
 mod rate_limits;
 mod retry;
 mod service_auth;
@@ -32,6 +33,10 @@ pub use balance::{BalancePolicy, EjectionConfig, EndpointsConfig, HealthCheckCon
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
 pub use http2::{ListenerHttp2, UpstreamHttp2};
+pub use rate_limit_service::{
+    DEFAULT_RLS_TIMEOUT, DescriptorConfig, EntryConfig, EntryValue, FailureMode,
+    RateLimitServiceConfig,
+};
 pub use rate_limits::{Rate, RateKey, RateLimitConfig};
 pub use retry::{RetryBudget, RetryCode, RetryConfig};
 pub use shedding::SheddingConfig;
@@ -84,6 +89,9 @@ pub struct Config {
     /// Local rate limits: token buckets per method or route, per key.
     #[serde(default)]
     pub rate_limits: Vec<RateLimitConfig>,
+    /// Global rate limits: a rate limit service (Envoy's protocol) decides.
+    #[serde(default)]
+    pub rate_limit_service: Option<RateLimitServiceConfig>,
     /// Upstream health checks (readiness).
     #[serde(default)]
     pub health: HealthOptions,
@@ -634,6 +642,9 @@ impl Config {
         }
         problems.extend(self.limits.http2.problems("limits.http2"));
         problems.extend(rate_limits::problems(&self.rate_limits));
+        if let Some(rls) = &self.rate_limit_service {
+            problems.extend(rls.problems());
+        }
         problems.extend(self.shedding.problems());
         for (i, rule) in self.http.rules.iter().enumerate() {
             if rule.selector.is_empty() {

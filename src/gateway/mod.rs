@@ -400,9 +400,19 @@ impl Gateway {
                 Arc::new(target)
             })
             .collect();
-        // Auth first, then rate limits (`key: subject` reads what auth
-        // verified), then the hooks every snapshot runs.
+        // Auth first, then local rate limits (`key: subject` reads what
+        // auth verified), then global ones (asked only for calls the local
+        // ones admitted), then the hooks every snapshot runs.
         let mut hooks = resources.hooks();
+        if let Some(global) = global_limits_hook(
+            &config,
+            &grpc_targets,
+            &route_targets,
+            &table,
+            resources,
+        )? {
+            hooks = hooks.prepend(Arc::new(global));
+        }
         if let Some(limits) =
             rate_limits_hook(&config, &grpc_targets, &route_targets, &table, resources)?
         {
@@ -605,6 +615,40 @@ fn rate_limits_hook(
         resources.rate_buckets(),
     )
     .map_err(LoadError::Rules)
+}
+
+/// The global rate-limit hook, when `rate_limit_service:` is configured;
+/// its channel comes from `resources`, so an unchanged service keeps its
+/// connection across reloads.
+fn global_limits_hook(
+    config: &Config,
+    grpc_targets: &HashMap<String, Arc<Target>>,
+    route_targets: &[Arc<Target>],
+    table: &RouteTable,
+    resources: &Resources,
+) -> Result<Option<crate::limits::global::GlobalLimits>, LoadError> {
+    let Some(rls) = &config.rate_limit_service else {
+        return Ok(None);
+    };
+    let transport = crate::upstream::Transport {
+        tls: rls.tls.clone(),
+        ..Default::default()
+    };
+    // Its answers are a few bytes: the default response limit is plenty.
+    let max = usize::try_from(config.limits.max_response_bytes.0).unwrap_or(usize::MAX);
+    let channel = resources
+        .channel(&rls.url, max, &transport)
+        .map_err(|message| {
+            LoadError::Rules(vec![RuleError {
+                rule: "rate_limit_service.url".into(),
+                message,
+            }])
+        })?;
+    let known: Vec<&str> = table.routes.iter().map(|r| r.key.as_str()).collect();
+    let targets = grpc_targets.values().chain(route_targets).map(|t| &**t);
+    crate::limits::global::GlobalLimits::build(rls, channel, targets, &known)
+        .map(Some)
+        .map_err(LoadError::Rules)
 }
 
 fn check_timeout_selectors(pool: &DescriptorPool, config: &Config, errors: &mut Vec<RuleError>) {

@@ -160,6 +160,10 @@ fn describe() {
         "protogate_rate_limited_total",
         "Calls refused by a local rate limit (429 RESOURCE_EXHAUSTED), by the limit's name."
     );
+    describe_counter!(
+        "protogate_rate_limit_service_total",
+        "Decisions asked of the global rate limit service (rate_limit_service:), by result: ok, over_limit (429), failed_open (the service failed, the call went on), failed_closed (the service failed, 503)."
+    );
     describe_gauge!(
         "protogate_rate_limit_keys",
         "Keys (client addresses, header values, subjects) holding a bucket of a keyed rate limit, at its last sweep."

@@ -154,9 +154,21 @@ impl Exchange {
         let mut call = self.call_for(&target, d, late.deadline);
         call.extensions = std::mem::take(&mut self.extensions);
         let accepted = self.hooks.on_call(&mut call, &info);
+        // Built while the call still holds the hooks' state (the subject
+        // auth verified); they run only when awaited, below.
+        let checks = match accepted {
+            Ok(()) => self.hooks.admit(&call, &info),
+            Err(_) => Vec::new(),
+        };
         self.extensions = std::mem::take(&mut call.extensions);
         accepted?;
         check_metadata(&call, &target)?;
+        for check in checks {
+            // A passed deadline is told apart just below.
+            if let Ok(decided) = tokio::time::timeout_at(late.deadline, check).await {
+                decided?;
+            }
+        }
         if late.expired() {
             return Err(GatewayError::DeadlineExceeded(timeout));
         }

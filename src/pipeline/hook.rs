@@ -176,6 +176,19 @@ pub trait Hook: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs after every hook's [`on_call`](Self::on_call) accepted the
+    /// call: a check that must ask another service (a global rate limit)
+    /// returns a future, which the exchange awaits within the call's
+    /// deadline; its `Err` refuses the call. The fast path returns `None`.
+    fn admit(
+        &self,
+        call: &Call,
+        info: &CallInfo<'_>,
+    ) -> Option<BoxFuture<'static, Result<(), GatewayError>>> {
+        let _ = (call, info);
+        None
+    }
+
     /// Runs when every hook accepted the call and it goes to the backend;
     /// its outcome then has `dispatched` set.
     fn on_dispatch(&self, info: &CallInfo<'_>) {
@@ -234,6 +247,16 @@ impl Hooks {
 
     pub(super) fn on_call(&self, call: &mut Call, info: &CallInfo<'_>) -> Result<(), GatewayError> {
         self.0.iter().try_for_each(|h| h.on_call(call, info))
+    }
+
+    /// The hooks' [`Hook::admit`] checks, in order (built before any runs,
+    /// so the call is not held across an await).
+    pub(super) fn admit(
+        &self,
+        call: &Call,
+        info: &CallInfo<'_>,
+    ) -> Vec<BoxFuture<'static, Result<(), GatewayError>>> {
+        self.0.iter().filter_map(|h| h.admit(call, info)).collect()
     }
 
     pub(super) fn on_dispatch(&self, info: &CallInfo<'_>) {

@@ -12,4 +12,5 @@ mod connection;
 mod endpoint;
 pub mod resolve;
 pub mod tls;
+pub(crate) use checked::fault_of;
 pub use grpc::{BytesCodec, GrpcUpstream, Transport, UpstreamFault};
