@@ -18,9 +18,7 @@ use common::backend::pb::library::v1::GetShelfRequest;
 use common::backend::pb::library::v1::library_service_client::LibraryServiceClient;
 use common::{Env, Reply, Running};
 use protogate::limits::rls::rate_limit_response::{DescriptorStatus, RateLimit, rate_limit::Unit};
-use protogate::limits::rls::rate_limit_service_server::{
-    RateLimitService, RateLimitServiceServer,
-};
+use protogate::limits::rls::rate_limit_service_server::{RateLimitService, RateLimitServiceServer};
 use protogate::limits::rls::{RateLimitRequest, RateLimitResponse, ResponseCode};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -286,7 +284,12 @@ async fn native_grpc_over_the_limit_is_resource_exhausted() {
     let status = grpc.get_shelf(ask()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert_eq!(
-        status.metadata().get("retry-after").unwrap().to_str().unwrap(),
+        status
+            .metadata()
+            .get("retry-after")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         "42"
     );
     assert_eq!(
@@ -334,7 +337,10 @@ async fn service_down_fails_closed_when_asked() {
     let r = get(&env, SHELF).await;
     let body = r.assert_error(503, 14);
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("rate limit service http://127.0.0.1:"), "{message}");
+    assert!(
+        message.contains("rate limit service http://127.0.0.1:"),
+        "{message}"
+    );
     // Calls no descriptor names do not depend on the service.
     assert_eq!(get(&env, "/v1/shelves").await.status, 200);
 }
@@ -360,14 +366,15 @@ async fn a_failing_or_slow_service_follows_the_failure_mode() {
     let yaml = routes(&slow.url(), PER_IP).replace("timeout: 2s", "timeout: 50ms");
     let open = Env::with_routes(&yaml).await;
     assert_eq!(get(&open, SHELF).await.status, 200);
-    let closed = Env::with_routes(&yaml.replace(
-        "  descriptors:",
-        "  failure_mode: deny\n  descriptors:",
-    ))
-    .await;
+    let closed =
+        Env::with_routes(&yaml.replace("  descriptors:", "  failure_mode: deny\n  descriptors:"))
+            .await;
     let body = get(&closed, SHELF).await.assert_error(503, 14);
     assert!(
-        body["message"].as_str().unwrap().contains("no answer within 50ms"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 50ms"),
         "{body}"
     );
     assert_eq!(test.seen().len(), 2);
@@ -398,15 +405,16 @@ async fn configuration_errors_name_the_field() {
         "rate_limit_service: {url: 'http://127.0.0.1:1', descriptors: [{route: 'GET /v1/nope', entries: [{key: k, value: v}]}]}",
     )
     .unwrap();
-    let err = protogate::gateway::Gateway::build_with(
+    let built = protogate::gateway::Gateway::build_with(
         common::pool(),
         config,
         None,
         &Arc::new(protogate::gateway::Resources::default()),
-    )
-    .err()
-    .expect("the build fails")
-    .to_string();
+    );
+    let Err(err) = built else {
+        panic!("the build should fail");
+    };
+    let err = err.to_string();
     assert!(err.contains("rate_limit_service.descriptors[0]"), "{err}");
 }
 
