@@ -151,6 +151,13 @@ pub struct ServeArgs {
     /// stops, so load balancers stop sending first (`0s`: stop at once).
     #[arg(long, env = "PROTOGATE_DRAIN_DELAY", default_value = "5s", value_name = "DURATION", value_parser = crate::config::parse_duration)]
     pub drain_delay: std::time::Duration,
+    /// After the drain delay, how long calls still open (streams, slow
+    /// unary calls) get to finish before each is ended with UNAVAILABLE
+    /// "the gateway is shutting down" (`0s`: at once). The delay plus this
+    /// should stay under the orchestrator's kill timeout (Kubernetes'
+    /// terminationGracePeriodSeconds, 30s by default).
+    #[arg(long, env = "PROTOGATE_DRAIN_GRACE", default_value = "20s", value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub drain_grace: std::time::Duration,
     /// TLS on the listener.
     #[command(flatten)]
     pub tls: TlsArgs,

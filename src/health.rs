@@ -34,7 +34,8 @@
 //! **Drain.** [`Health::start_draining`] turns readiness off (503 and
 //! NOT_SERVING) while requests are still served; [`Health::stop`] then ends
 //! Watch streams (so graceful shutdown does not wait on them) and resolves
-//! [`Health::stopped`], which the listeners shut down on.
+//! [`Health::stopped`], which the listeners shut down on; at the end of the
+//! grace period, [`Health::shutdown`]'s cut ends the calls still open.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +53,7 @@ use tower::ServiceExt;
 use crate::config::{HealthOptions, Unimplemented};
 use crate::gateway::{Gateway, Resources};
 use crate::live::Live;
+use crate::pipeline::Shutdown;
 use crate::upstream::{GrpcUpstream, UpstreamFault};
 
 /// The gRPC path prefix the gateway answers itself.
@@ -188,6 +190,8 @@ struct Signal {
 pub struct Health {
     probers: Mutex<HashMap<String, Prober>>,
     signal: Arc<watch::Sender<Signal>>,
+    /// The drain's last step, as calls see it.
+    shutdown: Shutdown,
 }
 
 impl Default for Health {
@@ -195,6 +199,7 @@ impl Default for Health {
         Health {
             probers: Mutex::default(),
             signal: Arc::new(watch::Sender::new(Signal::default())),
+            shutdown: Shutdown::default(),
         }
     }
 }
@@ -368,6 +373,12 @@ impl Health {
     pub async fn stopped(&self) {
         let mut rx = self.signal.subscribe();
         let _ = rx.wait_for(|s| s.phase == Phase::Stopped).await;
+    }
+
+    /// The signal that ends the calls still open at the end of the drain,
+    /// and their count (the server puts it in every request).
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 }
 

@@ -170,8 +170,10 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
     );
     drop(gw);
     let _tls_watch = tls.as_ref().and_then(watch_tls);
-    tokio::spawn(server::drain_on_signal(live.clone(), args.drain_delay));
-    server::serve_tls(listener, live.clone(), tls, server::stopped(live))
+    let (delay, grace) = (args.drain_delay, args.drain_grace);
+    tokio::spawn(server::drain_on_signal(live.clone(), delay, grace));
+    let served = server::serve_tls(listener, live.clone(), tls, server::stopped(live.clone()));
+    server::until_drained(live, served)
         .await
         .map_err(|e| e.to_string())
 }

@@ -257,6 +257,10 @@ pub enum GatewayError {
         /// What is full: `upstream library: 512 calls in flight`.
         what: String,
     },
+    /// The drain's grace period is over: a call still open is ended (503
+    /// UNAVAILABLE, which clients retry elsewhere).
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
 }
 
 /// A limit of `shedding:`, as [`GatewayError::Overloaded`] names it.
@@ -414,6 +418,7 @@ impl GatewayError {
                 ..
             } => Code::ResourceExhausted,
             GatewayError::Overloaded { .. } => Code::Unavailable,
+            GatewayError::ShuttingDown => Code::Unavailable,
         }
     }
 

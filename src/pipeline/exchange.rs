@@ -15,7 +15,9 @@ use tonic::Code;
 use tonic::metadata::MetadataMap;
 
 use super::shed::Admitted;
-use super::{Begin, CallInfo, ClientAddr, Hooks, Outcome, PeerIdentity, Protocol, Target};
+use super::{
+    Begin, CallInfo, ClientAddr, Hooks, OpenCall, Outcome, PeerIdentity, Protocol, Shutdown, Target,
+};
 use crate::call::{Call, CallContext, CallEvent, CallResponse, RequestStream};
 use crate::status::GatewayError;
 
@@ -48,6 +50,8 @@ pub struct Exchange {
     backend_latency: Option<Duration>,
     /// The hooks' per-request state; lent to the call while hooks run.
     extensions: http::Extensions,
+    /// Counts the request open for the drain, whose cut ends its call.
+    open: Option<OpenCall>,
 }
 
 /// State the request and response streams share with the exchange.
@@ -80,6 +84,7 @@ impl Exchange {
         if let Some(addr) = request.extensions().get::<ClientAddr>() {
             extensions.insert(*addr);
         }
+        let open = request.extensions().get::<Shutdown>().map(Shutdown::hold);
         let headers = request.headers();
         hooks.on_begin(&mut Begin {
             protocol,
@@ -104,6 +109,7 @@ impl Exchange {
             dispatched: false,
             backend_latency: None,
             extensions,
+            open,
         }
     }
 
@@ -142,6 +148,7 @@ impl Exchange {
             deadline: self.started + timeout,
             timeout,
             shared: self.shared.clone(),
+            shutdown: self.open.as_ref().map(|o| o.shutdown().clone()),
         };
         let info = CallInfo {
             protocol: self.protocol,
@@ -187,18 +194,15 @@ impl Exchange {
         self.hooks.on_dispatch(&info);
         self.dispatched = true;
         let called = Instant::now();
-        let answered = tokio::time::timeout_at(late.deadline, backend.call(call)).await;
+        let answered = late.bound(backend.call(call)).await;
         self.backend_latency = Some(called.elapsed());
-        let response = match answered {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => return Err(late.refine(e)),
-            Err(_) => return Err(late.refine(GatewayError::DeadlineExceeded(timeout))),
-        };
+        let response = answered?;
         Ok(CallResponse {
             metadata: response.metadata,
             events: Guarded {
                 events: response.events,
                 sleep: None,
+                cut: None,
                 late,
                 done: false,
                 slots,
@@ -307,9 +311,36 @@ struct Late {
     deadline: Instant,
     timeout: Duration,
     shared: Arc<Shared>,
+    /// The drain: its cut ends the call.
+    shutdown: Option<Shutdown>,
 }
 
 impl Late {
+    /// `answer`, unless the deadline passes or the drain cuts the call first.
+    async fn bound<T>(
+        &self,
+        answer: impl Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        let cut = async {
+            match &self.shutdown {
+                Some(s) => s.until_cut().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            answered = tokio::time::timeout_at(self.deadline, answer) => match answered {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err(e)) => Err(self.refine(e)),
+                Err(_) => Err(self.refine(GatewayError::DeadlineExceeded(self.timeout))),
+            },
+            () = cut => Err(GatewayError::ShuttingDown),
+        }
+    }
+
+    fn is_cut(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(Shutdown::is_cut)
+    }
+
     fn refine(&self, e: GatewayError) -> GatewayError {
         if let Some(client) = self.shared.client_error() {
             return client;
@@ -357,12 +388,17 @@ impl Stream for Counted {
 
 /// The backend's events under the deadline: messages are counted, a message
 /// or status landing after the deadline (timers tick in milliseconds) is
-/// late, and the stream always ends with trailers or exactly one error.
+/// late, and the stream always ends with trailers or exactly one error. The
+/// drain's cut ends it with [`GatewayError::ShuttingDown`], which every
+/// adapter renders as its protocol's terminal record.
 struct Guarded {
     events: futures_util::stream::BoxStream<'static, Result<CallEvent, GatewayError>>,
     /// Armed the first time the backend makes us wait (a unary reply that is
     /// already there never needs a timer).
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The drain's cut, armed with `sleep`; a backend that never waits is
+    /// cut between two messages.
+    cut: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     late: Late,
     done: bool,
     /// The call's load-shedding slots: released when the call ends (its
@@ -375,6 +411,28 @@ impl Guarded {
         self.done = true;
         self.slots = None;
         Poll::Ready(Some(Err(e)))
+    }
+
+    /// While the backend makes us wait: the deadline, then the drain's cut.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<GatewayError> {
+        let deadline = self.late.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            let timeout = self.late.timeout;
+            return Poll::Ready(self.late.refine(GatewayError::DeadlineExceeded(timeout)));
+        }
+        if self.cut.is_none() {
+            let Some(shutdown) = self.late.shutdown.clone() else {
+                return Poll::Pending;
+            };
+            self.cut = Some(Box::pin(async move { shutdown.until_cut().await }));
+        }
+        match self.cut.as_mut().map(|cut| cut.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(GatewayError::ShuttingDown),
+            _ => Poll::Pending,
+        }
     }
 }
 
@@ -395,6 +453,9 @@ impl Stream for Guarded {
                 if late {
                     let timeout = self.late.timeout;
                     return self.end(GatewayError::DeadlineExceeded(timeout));
+                }
+                if self.late.is_cut() {
+                    return self.end(GatewayError::ShuttingDown);
                 }
                 let shared = &self.late.shared;
                 shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -422,20 +483,78 @@ impl Stream for Guarded {
             Poll::Ready(None) => self.end(GatewayError::BadGateway(
                 "the backend ended the call without a status".into(),
             )),
-            Poll::Pending => {
-                let deadline = self.late.deadline;
-                let sleep = self
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                match sleep.as_mut().poll(cx) {
-                    Poll::Ready(()) => {
-                        let timeout = self.late.timeout;
-                        let e = self.late.refine(GatewayError::DeadlineExceeded(timeout));
-                        self.end(e)
-                    }
-                    Poll::Pending => Poll::Pending,
-                }
-            }
+            Poll::Pending => match self.poll_timers(cx) {
+                Poll::Ready(e) => self.end(e),
+                Poll::Pending => Poll::Pending,
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    /// `events` under an hour's deadline, cut by `shutdown`.
+    fn guarded(
+        events: stream::BoxStream<'static, Result<CallEvent, GatewayError>>,
+        shutdown: &Shutdown,
+    ) -> Guarded {
+        let timeout = Duration::from_secs(3600);
+        Guarded {
+            events,
+            sleep: None,
+            cut: None,
+            late: Late {
+                deadline: Instant::now() + timeout,
+                timeout,
+                shared: Arc::default(),
+                shutdown: Some(shutdown.clone()),
+            },
+            done: false,
+            slots: None,
+        }
+    }
+
+    fn is_shutting_down(event: Option<Result<CallEvent, GatewayError>>) -> bool {
+        matches!(event, Some(Err(GatewayError::ShuttingDown)))
+    }
+
+    #[tokio::test]
+    async fn the_cut_ends_a_stream_whose_backend_never_waits() {
+        let shutdown = Shutdown::default();
+        let message = || Ok(CallEvent::Message(Bytes::from_static(b"m")));
+        let mut events = guarded(stream::repeat_with(message).boxed(), &shutdown);
+        assert!(matches!(
+            events.next().await,
+            Some(Ok(CallEvent::Message(_)))
+        ));
+        shutdown.cut();
+        assert!(is_shutting_down(events.next().await));
+        assert!(events.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_cut_ends_a_waiting_stream() {
+        let shutdown = Shutdown::default();
+        let mut events = guarded(stream::pending().boxed(), &shutdown);
+        let cut = shutdown.clone();
+        tokio::spawn(async move { cut.cut() });
+        assert!(is_shutting_down(events.next().await));
+    }
+
+    #[tokio::test]
+    async fn the_cut_ends_a_call_waiting_for_its_answer() {
+        let shutdown = Shutdown::default();
+        let late = guarded(stream::empty().boxed(), &shutdown).late;
+        let cut = shutdown.clone();
+        tokio::spawn(async move { cut.cut() });
+        let answer = std::future::pending::<Result<(), GatewayError>>();
+        assert!(matches!(
+            late.bound(answer).await,
+            Err(GatewayError::ShuttingDown)
+        ));
     }
 }

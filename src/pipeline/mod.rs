@@ -17,8 +17,10 @@
 mod exchange;
 mod hook;
 pub mod shed;
+mod shutdown;
 mod target;
 
 pub use exchange::{Dispatch, Exchange};
 pub use hook::{Begin, CallInfo, ClientAddr, Hook, Hooks, Outcome, PeerIdentity, Protocol};
+pub use shutdown::{OpenCall, Shutdown};
 pub use target::{DEFAULT_MAX_METADATA_BYTES, Idempotency, Target};

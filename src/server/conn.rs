@@ -120,6 +120,9 @@ pub async fn serve_with(
             open.add_permits(1);
         });
     }
+    // Closed now, not when the connections have ended: a new connection is
+    // refused at once instead of waiting in the backlog.
+    drop(listener);
     let _ = stop_tx.send(true);
     // Every connection task adds one permit when it ends.
     let _ = open.acquire_many(conns).await;

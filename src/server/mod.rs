@@ -157,7 +157,9 @@ pub async fn serve_tls(
         let gw = current.current();
         gw.error_format.render(e, &gw.pool, None, false)
     });
-    conn::serve_with(listener, router(live), limits, Some(errors), tls, shutdown).await
+    // Every request carries the drain's cut (see `pipeline::Shutdown`).
+    let router = router(live.clone()).layer(axum::Extension(live.health().shutdown().clone()));
+    conn::serve_with(listener, router, limits, Some(errors), tls, shutdown).await
 }
 
 /// Binds `addr` and serves in a background task; returns the bound address
@@ -183,20 +185,75 @@ pub async fn spawn_tls(
     Ok((local, handle))
 }
 
+/// How long the process waits after the drain's cut for the calls it ended
+/// to deliver their terminal records and for their connections to close,
+/// before it exits anyway (a client that stopped reading).
+pub const LINGER: Duration = Duration::from_secs(1);
+
 /// The drain, run once per process: on Ctrl-C or SIGTERM, readiness turns
 /// off at once (`/readyz` 503, `grpc.health.v1` NOT_SERVING) while requests
 /// are still served, so load balancers stop sending new ones; after
-/// `delay` (or a second signal) the gateway [stops](health::Health::stop)
-/// and the listeners waiting on [`stopped`] shut down gracefully.
-pub async fn drain_on_signal(live: Arc<Live>, delay: Duration) {
-    shutdown_signal().await;
-    live.health().start_draining();
+/// `delay` the gateway [stops](health::Health::stop): the listeners stop
+/// accepting and close their connections as their calls end; after `grace`
+/// more, the calls still open (streams, and unary calls too) are cut: each
+/// ends with UNAVAILABLE "the gateway is shutting down" in its protocol's
+/// terminal form. A second signal skips what is left: stop and cut at once.
+pub async fn drain_on_signal(live: Arc<Live>, delay: Duration, grace: Duration) {
+    // One listener for the whole drain: a second signal is never missed.
+    let mut signals = Signals::new();
+    signals.next().await;
+    let health = live.health();
+    health.start_draining();
     tracing::info!("shutting down: not ready; serving for {delay:?} more (drain), then stopping");
-    tokio::select! {
-        () = tokio::time::sleep(delay) => {},
-        () = shutdown_signal() => tracing::info!("second signal: stopping now"),
+    let hurried = tokio::select! {
+        () = tokio::time::sleep(delay) => false,
+        () = signals.next() => true,
+    };
+    health.stop();
+    let shutdown = health.shutdown();
+    if hurried {
+        tracing::info!("second signal: stopping now and ending the calls still open");
+    } else {
+        let open = shutdown.open_calls();
+        tracing::info!("stopped accepting; {open} calls open get {grace:?} to finish");
+        tokio::select! {
+            () = tokio::time::sleep(grace) => {},
+            () = signals.next() => tracing::info!("second signal: ending the calls still open"),
+        }
     }
-    live.health().stop();
+    let open = shutdown.open_calls();
+    if open > 0 {
+        tracing::info!("ending {open} calls still open: UNAVAILABLE, the gateway is shutting down");
+    }
+    shutdown.cut();
+}
+
+/// Waits for `served` (the main listener: it returns once the drain stopped
+/// it and its connections have ended), then for the calls still open outside
+/// them (a WebSocket outlives its connection's HTTP task); but no longer
+/// than [`LINGER`] after the drain's cut.
+pub async fn until_drained(
+    live: Arc<Live>,
+    served: impl Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    let shutdown = live.health().shutdown().clone();
+    let drained = async {
+        let result = served.await;
+        shutdown.calls_ended().await;
+        result
+    };
+    let cap = async {
+        shutdown.until_cut().await;
+        tokio::time::sleep(LINGER).await;
+    };
+    tokio::select! {
+        result = drained => result,
+        () = cap => {
+            let open = shutdown.open_calls();
+            tracing::warn!("exiting with connections or {open} calls still open {LINGER:?} after the cut");
+            Ok(())
+        }
+    }
 }
 
 /// Resolves when the gateway stops (see [`drain_on_signal`]): the shutdown
@@ -207,22 +264,42 @@ pub async fn stopped(live: Arc<Live>) {
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    Signals::new().next().await;
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened to from creation on, so signals
+/// arriving between two waits are kept.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    unix: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let kinds = [SignalKind::interrupt(), SignalKind::terminate()];
+            let unix = kinds.into_iter().filter_map(|k| signal(k).ok()).collect();
+            Signals { unix }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            if self.unix.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = self.unix.iter_mut().map(|s| Box::pin(s.recv()));
+            let _ = futures_util::future::select_all(waits).await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
