@@ -35,6 +35,8 @@ enum Mode {
     Slow(Duration),
     /// Answers INTERNAL.
     Fail,
+    /// Answers OK to everything, recording nothing (the bench).
+    Allow,
 }
 
 #[derive(Clone)]
@@ -51,8 +53,15 @@ impl RateLimitService for TestRls {
         request: tonic::Request<RateLimitRequest>,
     ) -> Result<tonic::Response<RateLimitResponse>, tonic::Status> {
         let request = request.into_inner();
+        if self.mode == Mode::Allow {
+            return Ok(tonic::Response::new(RateLimitResponse {
+                overall_code: ResponseCode::Ok as i32,
+                statuses: vec![],
+            }));
+        }
         self.seen.lock().unwrap().push(request.clone());
         match self.mode {
+            Mode::Allow => {}
             Mode::Fail => return Err(tonic::Status::internal("redis is down")),
             Mode::Slow(d) => tokio::time::sleep(d).await,
             Mode::Count => {}
@@ -464,4 +473,74 @@ rate_limit_service:
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[0].domain, "protogate", "the default domain");
     assert_eq!(seen[0].descriptors[0].entries[0].value, "alice");
+}
+
+/// Throughput and latency of REST GetShelf with no limit, a local limit
+/// and a global one configured but not hit (the service always answers
+/// OK): 32 callers in a closed loop, 4 s per run, the three alternated
+/// three times; medians printed. A debug build, with the service, backend,
+/// gateway and callers sharing the machine: only the ratios count.
+/// `cargo test --test global_rate_limits bench -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run by hand"]
+async fn bench_limits_configured_but_not_hit() {
+    let (rls, _test) = TestRls::start(Mode::Allow).await;
+    let bundled = common::bundled_routes_yaml();
+    let local = format!(
+        "{bundled}\nrate_limits:\n  - {{name: wide, selector: '*', key: ip, rate: 1000000/s}}\n"
+    );
+    let global = routes(&rls.url(), PER_IP);
+    let setups = [("none", bundled), ("local", local), ("global", global)];
+    let mut results: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); setups.len()];
+    for _round in 0..3 {
+        for (i, (_, yaml)) in setups.iter().enumerate() {
+            let env = Env::with_routes(yaml).await;
+            results[i].push(closed_loop(&env, 32, Duration::from_secs(4)).await);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base = median(&mut results[0].iter().map(|r| r.0).collect());
+    for ((name, _), runs) in setups.iter().zip(&results) {
+        let rps = median(&mut runs.iter().map(|r| r.0).collect());
+        let p50 = median(&mut runs.iter().map(|r| r.1).collect());
+        let p99 = median(&mut runs.iter().map(|r| r.2).collect());
+        println!(
+            "{name:>6}: {rps:>8.0} req/s ({:.2}x none), p50 {p50:.2} ms, p99 {p99:.2} ms; runs {:?}",
+            rps / base,
+            runs.iter().map(|r| r.0.round()).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// `callers` loops of GetShelf for `length`: (req/s, p50 ms, p99 ms).
+async fn closed_loop(env: &Env, callers: usize, length: Duration) -> (f64, f64, f64) {
+    let until = tokio::time::Instant::now() + length;
+    let url = env.url(SHELF);
+    let workers: Vec<_> = (0..callers)
+        .map(|_| {
+            let http = env.http.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut took = Vec::new();
+                while tokio::time::Instant::now() < until {
+                    let t = tokio::time::Instant::now();
+                    let r = http.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    let _ = r.bytes().await;
+                    took.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                took
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all.sort_by(f64::total_cmp);
+    let at = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    (all.len() as f64 / length.as_secs_f64(), at(0.5), at(0.99))
 }
