@@ -2,28 +2,38 @@
 //! `source_code_info` (every element's position and comments) is often
 //! larger than the rest of the file, and prost-reflect keeps each file twice
 //! in decoded form: for an API of 20,000 message types it held more than half
-//! of the gateway's memory. The gateway reads only the positions of methods
-//! and their `google.api.http` options (a skipped rule names its line,
-//! `routing::skipped`), so the locations inside services are kept, with
-//! their path and span only; the rest is dropped before the pool is built.
-//! Done on the wire: nothing is decoded into messages.
+//! of the gateway's memory. The gateway reads the positions of methods and
+//! their `google.api.http` options (a skipped rule names its line,
+//! `routing::skipped`) and the comments of services, methods, messages,
+//! fields, enums and their values (descriptions in the OpenAPI document,
+//! `crate::openapi`). So the locations inside services are kept with their
+//! path, span and comments, those inside messages and enums only when they
+//! carry a comment (path, span and comments), and the rest (every other
+//! position, detached comments) is dropped before the pool is built. Done on
+//! the wire: nothing is decoded into messages.
 
 use bytes::Bytes;
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
 
 /// `FileDescriptorProto.source_code_info`.
 const SOURCE_CODE_INFO: u32 = 9;
-/// `FileDescriptorProto.service`: the first element of a location's path
-/// for everything inside a service.
+/// `FileDescriptorProto.message_type`, `.enum_type` and `.service`: the
+/// first element of a location's path for everything inside one.
+const MESSAGE: u64 = 4;
+const ENUM: u64 = 5;
 const SERVICE: u64 = 6;
 /// `SourceCodeInfo.location`.
 const LOCATION: u32 = 1;
-/// `SourceCodeInfo.Location.path` and `.span`.
+/// `SourceCodeInfo.Location.path`, `.span`, `.leading_comments` and
+/// `.trailing_comments`.
 const PATH: u32 = 1;
 const SPAN: u32 = 2;
+const LEADING: u32 = 3;
+const TRAILING: u32 = 4;
 
 /// `file` (an encoded FileDescriptorProto) with its source info trimmed to
-/// the locations inside services, each with its path and span. A file
+/// the locations inside services, and the commented ones inside messages
+/// and enums, each with its path, span and comments. A file
 /// without source info, or one that does not parse, is returned as it is
 /// (the pool reports what is wrong with it).
 pub(super) fn trim(file: Bytes) -> Bytes {
@@ -40,7 +50,7 @@ fn trimmed(file: &[u8]) -> Option<Vec<u8>> {
         let field = field?;
         if field.number == SOURCE_CODE_INFO && field.wire == WireType::LengthDelimited {
             found = true;
-            let info = services_only(field.payload)?;
+            let info = kept(field.payload)?;
             encode_key(SOURCE_CODE_INFO, WireType::LengthDelimited, &mut out);
             encode_varint(info.len() as u64, &mut out);
             out.extend_from_slice(&info);
@@ -51,9 +61,9 @@ fn trimmed(file: &[u8]) -> Option<Vec<u8>> {
     found.then_some(out)
 }
 
-/// The locations of a SourceCodeInfo whose path starts in a service, with
-/// their path and span only (no comments).
-fn services_only(info: &[u8]) -> Option<Vec<u8>> {
+/// The locations of a SourceCodeInfo the gateway reads (see the module
+/// documentation), with their path, span and comments only.
+fn kept(info: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut location = Vec::new();
     for field in Fields(info) {
@@ -63,6 +73,7 @@ fn services_only(info: &[u8]) -> Option<Vec<u8>> {
         }
         location.clear();
         let mut first = None;
+        let mut commented = false;
         for f in Fields(field.payload) {
             let f = f?;
             match f.number {
@@ -81,10 +92,19 @@ fn services_only(info: &[u8]) -> Option<Vec<u8>> {
                     location.extend_from_slice(f.whole);
                 }
                 SPAN => location.extend_from_slice(f.whole),
+                LEADING | TRAILING => {
+                    commented |= !f.payload.trim_ascii().is_empty();
+                    location.extend_from_slice(f.whole);
+                }
                 _ => {}
             }
         }
-        if first == Some(SERVICE) {
+        let keep = match first {
+            Some(SERVICE) => true,
+            Some(MESSAGE | ENUM) => commented,
+            _ => false,
+        };
+        if keep {
             encode_key(LOCATION, WireType::LengthDelimited, &mut out);
             encode_varint(location.len() as u64, &mut out);
             out.extend_from_slice(&location);
@@ -168,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_service_positions_and_drops_the_rest() {
+    fn keeps_service_positions_and_comments_and_drops_the_rest() {
         let file = FileDescriptorProto {
             name: Some("a.proto".into()),
             package: Some("a".into()),
@@ -177,6 +197,9 @@ mod tests {
                     location(&[], "file"),
                     location(&[4, 0], "a message"),
                     location(&[4, 0, 2, 1], "a field"),
+                    location(&[4, 0, 2, 2], ""),
+                    location(&[5, 0, 2, 1], "an enum value"),
+                    location(&[8], "file options"),
                     location(&[6, 0], "a service"),
                     location(&[6, 0, 2, 3, 4, 72295728], "an http rule"),
                 ],
@@ -189,12 +212,18 @@ mod tests {
         let kept = back.source_code_info.clone().unwrap().location;
         assert_eq!(
             kept.iter().map(|l| l.path.clone()).collect::<Vec<_>>(),
-            vec![vec![6, 0], vec![6, 0, 2, 3, 4, 72295728]]
+            vec![
+                vec![4, 0],
+                vec![4, 0, 2, 1],
+                vec![5, 0, 2, 1],
+                vec![6, 0],
+                vec![6, 0, 2, 3, 4, 72295728]
+            ]
         );
-        assert_eq!(kept[1].span, vec![6, 2, 9]);
-        assert!(kept.iter().all(|l| l.leading_comments.is_none()
-            && l.trailing_comments.is_none()
-            && l.leading_detached_comments.is_empty()));
+        assert_eq!(kept[4].span, vec![6, 2, 9]);
+        assert_eq!(kept[1].leading_comments.as_deref(), Some("a field"));
+        assert_eq!(kept[2].trailing_comments.as_deref(), Some("an enum value"));
+        assert!(kept.iter().all(|l| l.leading_detached_comments.is_empty()));
         // Everything else is untouched.
         assert_eq!(
             FileDescriptorProto {
