@@ -15,7 +15,8 @@
 #      drain); and `protogate check` on the ConfigMap's files when a built binary is there
 #      (target/debug/protogate, as after `cargo test`; else skipped, and said so).
 #   4. Self-test: broken copies of the base (an unknown field, a subPath mount of the
-#      ConfigMap, a Service selecting no pod) must each be refused.
+#      ConfigMap, a Service selecting no pod, a grace period shorter than the drain) must each
+#      be refused.
 #
 #   bash ci/validate-kubernetes.sh
 #   bash ci/validate-kubernetes.sh --sync   # first refresh the copies of step 1, then validate
@@ -147,6 +148,7 @@ done <<'EOF'
 deployment.yaml|readinessProbe:|readinesProbe:|a misspelt field (readinesProbe)
 deployment.yaml|readOnly: true|readOnly: true\n              subPath: routes.yaml|the ConfigMap mounted with subPath
 service.yaml|    app.kubernetes.io/component: gateway\n  ports:|    app.kubernetes.io/component: gateway-typo\n  ports:|a Service selecting no pod
+deployment.yaml|terminationGracePeriodSeconds: 45|terminationGracePeriodSeconds: 40|a grace period shorter than the drain (10s + 30s + 1s)
 EOF
 if [[ $status == 0 ]]; then
   echo "self-test: $broken broken copies of the base refused"

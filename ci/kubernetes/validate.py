@@ -35,7 +35,8 @@ CRD_SCHEMAS = {
 CONFIG_ENV = ("PROTOGATE_ROUTES", "PROTOGATE_DESCRIPTORS")
 CONFIGMAP_LIMIT = 1024 * 1024  # bytes, data and binaryData together
 DEFAULT_DRAIN = 5.0  # --drain-delay's default, seconds
-DEFAULT_TIMEOUT = 30.0  # limits.default_timeout's default, seconds
+DEFAULT_DRAIN_GRACE = 20.0  # --drain-grace's default, seconds
+LINGER = 1.0  # how long the gateway waits for the last records after the cut (server::LINGER)
 
 
 def seconds(text):
@@ -244,17 +245,15 @@ class Checker:
                         keys = {i["path"] for i in items if i["key"] in keys}
                     if cm is not None and key not in keys:
                         self.err(d, f"{where}: {var}={path}: ConfigMap {cm['metadata']['name']} has no key {key}")
-            # Drain: the grace period must outlast the drain delay and the longest unary call.
-            drain = seconds(env["PROTOGATE_DRAIN_DELAY"]) if env.get("PROTOGATE_DRAIN_DELAY") else DEFAULT_DRAIN
-            timeout = DEFAULT_TIMEOUT
-            for _, cm, _ in mounts:
-                routes = ((cm or {}).get("data") or {}).get("routes.yaml")
-                if routes:
-                    t = ((yaml.safe_load(routes) or {}).get("limits") or {}).get("default_timeout")
-                    timeout = seconds(t) if t else timeout
+            # Drain: the grace period must outlast the gateway's own: the drain delay, the drain
+            # grace (calls still open then end with UNAVAILABLE) and the last records' second.
+            def env_seconds(var, default):
+                return seconds(env[var]) if env.get(var) else default
+            drain = env_seconds("PROTOGATE_DRAIN_DELAY", DEFAULT_DRAIN)
+            calls = env_seconds("PROTOGATE_DRAIN_GRACE", DEFAULT_DRAIN_GRACE)
             grace = spec.get("terminationGracePeriodSeconds", 30)
-            if grace <= drain + timeout:
-                self.err(d, f"terminationGracePeriodSeconds {grace} does not exceed the drain delay ({drain:g}s) plus limits.default_timeout ({timeout:g}s)")
+            if grace <= drain + calls + LINGER:
+                self.err(d, f"terminationGracePeriodSeconds {grace} does not exceed the drain delay ({drain:g}s) plus the drain grace ({calls:g}s) plus {LINGER:g}s")
 
     # 3. protogate check on the files the pod gets
     def gateway_check(self):
