@@ -46,6 +46,33 @@ pub enum Command {
     Routes(CommonArgs),
     /// Validate descriptors and routes.yaml; exit 1 listing every problem.
     Check(CommonArgs),
+    /// Print the OpenAPI 3.1 document of the routes (as served at /openapi.json).
+    Openapi(OpenapiArgs),
+}
+
+/// `openapi` flags.
+#[derive(Debug, Clone, Args)]
+pub struct OpenapiArgs {
+    /// Descriptors and routes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Output format.
+    #[arg(
+        long,
+        env = "PROTOGATE_OPENAPI_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub format: DocFormat,
+}
+
+/// The `openapi` command's output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocFormat {
+    /// JSON, indented.
+    Json,
+    /// YAML.
+    Yaml,
 }
 
 /// Flags shared by every subcommand.

@@ -22,6 +22,7 @@ pub mod health;
 pub mod limits;
 pub mod live;
 pub mod observe;
+pub mod openapi;
 pub mod pipeline;
 pub mod protocol;
 pub mod report;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use protogate::cli::{Cli, Command, LogFormat, ServeArgs};
+use protogate::cli::{Cli, Command, DocFormat, LogFormat, OpenapiArgs, ServeArgs};
 use protogate::gateway::{Gateway, Resources};
 use protogate::live::{self, Live};
 use protogate::observe::log_writer::{self, BatchedWriter, FlushGuard};
@@ -62,6 +62,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Openapi(args) => openapi(&args).await,
         Command::Serve(args) => match serve(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -69,6 +70,32 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `protogate openapi`: the document `serve` would answer at /openapi.json.
+async fn openapi(args: &OpenapiArgs) -> ExitCode {
+    let gw = match Gateway::load(&args.common.settings()).await {
+        Ok(gw) => gw,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let doc = protogate::openapi::served(&gw);
+    let text = match args.format {
+        DocFormat::Json => Ok(doc.json.clone()),
+        DocFormat::Yaml => doc.yaml.clone(),
+    };
+    match text {
+        Ok(bytes) => {
+            println!("{}", String::from_utf8_lossy(&bytes).trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

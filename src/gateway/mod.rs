@@ -194,6 +194,8 @@ pub struct Gateway {
     pub shedding: Shedding,
     /// The configuration it was built from.
     pub config: Config,
+    /// Its OpenAPI document, built when first asked for.
+    pub openapi: crate::openapi::Lazy,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -458,6 +460,7 @@ impl Gateway {
             error_format,
             shedding,
             config,
+            openapi: Default::default(),
         })
     }
 

@@ -4,6 +4,7 @@
 
 mod compress;
 pub mod conn;
+mod openapi;
 mod rewrite;
 pub mod tls;
 
@@ -80,6 +81,8 @@ async fn by_protocol(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
         grpc_web::handle(gw, req).await
     } else if connect::is_connect(&gw, &req) {
         connect::handle(gw, req).await
+    } else if let Some(doc) = openapi::answer(&gw, &req) {
+        doc
     } else {
         rest_compressed(gw, req).await
     }
