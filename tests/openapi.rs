@@ -592,3 +592,43 @@ fn the_openapi_command_prints_the_document() {
     let fixture: Value = serde_json::from_str(&fixture).unwrap();
     assert_eq!(fixture["tags"].as_array().unwrap().len(), 2);
 }
+
+/// `/docs`: the reference page and its embedded assets (ci/check-docs-page.sh
+/// renders it in headless chromium).
+#[tokio::test]
+async fn the_docs_page_and_its_assets() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(&routes, "json: {pretty: false}\n").unwrap();
+    let gw = common::start_live(
+        settings(&root().join("descriptors"), &routes),
+        Resources::default(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for (path, content_type, contains) in [
+        ("/docs", "text/html; charset=utf-8", "/openapi.json"),
+        ("/docs/", "text/html; charset=utf-8", "swagger-ui-bundle.js"),
+        (
+            "/docs/swagger-ui-bundle.js",
+            "text/javascript; charset=utf-8",
+            "SwaggerUIBundle",
+        ),
+        (
+            "/docs/swagger-ui.css",
+            "text/css; charset=utf-8",
+            ".swagger-ui",
+        ),
+    ] {
+        let r = http.get(format!("{}{path}", gw.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], content_type, "{path}");
+        assert!(r.text().await.unwrap().contains(contains), "{path}");
+    }
+    let missing = http
+        .get(format!("{}/docs/other.js", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

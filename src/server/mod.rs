@@ -4,6 +4,7 @@
 
 mod compress;
 pub mod conn;
+mod docs;
 mod openapi;
 mod rewrite;
 pub mod tls;
@@ -81,7 +82,7 @@ async fn by_protocol(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
         grpc_web::handle(gw, req).await
     } else if connect::is_connect(&gw, &req) {
         connect::handle(gw, req).await
-    } else if let Some(doc) = openapi::answer(&gw, &req) {
+    } else if let Some(doc) = openapi::answer(&gw, &req).or_else(|| docs::answer(&gw, &req)) {
         doc
     } else {
         rest_compressed(gw, req).await
