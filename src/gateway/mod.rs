@@ -406,13 +406,9 @@ impl Gateway {
         // auth verified), then global ones (asked only for calls the local
         // ones admitted), then the hooks every snapshot runs.
         let mut hooks = resources.hooks();
-        if let Some(global) = global_limits_hook(
-            &config,
-            &grpc_targets,
-            &route_targets,
-            &table,
-            resources,
-        )? {
+        if let Some(global) =
+            global_limits_hook(&config, &grpc_targets, &route_targets, &table, resources)?
+        {
             hooks = hooks.prepend(Arc::new(global));
         }
         if let Some(limits) =

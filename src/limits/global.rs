@@ -27,8 +27,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::rls::{
-    RateLimitDescriptor, RateLimitRequest, RateLimitResponse, ResponseCode,
-    descriptor::Entry, rate_limit_service_client::RateLimitServiceClient,
+    RateLimitDescriptor, RateLimitRequest, RateLimitResponse, ResponseCode, descriptor::Entry,
+    rate_limit_service_client::RateLimitServiceClient,
 };
 use crate::auth::Subject;
 use crate::auth::policy::{Destination, Selection};
@@ -176,7 +176,9 @@ impl Service {
         let failure = match answer {
             Ok(Ok(response)) => match response.overall_code() {
                 ResponseCode::Ok => return counted("ok", Ok(())),
-                ResponseCode::OverLimit => return counted("over_limit", Err(over_limit(&response))),
+                ResponseCode::OverLimit => {
+                    return counted("over_limit", Err(over_limit(&response)));
+                }
                 ResponseCode::Unknown => "it answered UNKNOWN".to_string(),
             },
             Ok(Err(e)) => e,
@@ -238,7 +240,10 @@ fn over_limit(response: &RateLimitResponse) -> GatewayError {
             |l| {
                 let unit = l.unit().as_str_name().to_ascii_lowercase();
                 let name = if l.name.is_empty() { "global" } else { &l.name };
-                format!("{name:?} ({} per {unit}, rate limit service)", l.requests_per_unit)
+                format!(
+                    "{name:?} ({} per {unit}, rate limit service)",
+                    l.requests_per_unit
+                )
             },
         );
     GatewayError::RateLimited {
@@ -261,10 +266,8 @@ mod tests {
                 unit: Unit::Minute as i32,
             }),
             limit_remaining: 0,
-            duration_until_reset: reset_secs.map(|seconds| prost_types::Duration {
-                seconds,
-                nanos: 0,
-            }),
+            duration_until_reset: reset_secs
+                .map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
         }
     }
 

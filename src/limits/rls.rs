@@ -24,7 +24,9 @@ pub mod envoy {
     }
 }
 
-pub use envoy::extensions::common::ratelimit::v3::{RateLimitDescriptor, rate_limit_descriptor as descriptor};
+pub use envoy::extensions::common::ratelimit::v3::{
+    RateLimitDescriptor, rate_limit_descriptor as descriptor,
+};
 pub use envoy::service::ratelimit::v3::rate_limit_response::Code as ResponseCode;
 pub use envoy::service::ratelimit::v3::{
     RateLimitRequest, RateLimitResponse, rate_limit_response, rate_limit_service_client,

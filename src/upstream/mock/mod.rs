@@ -84,8 +84,8 @@ impl MockBackend {
     ) -> MockBackend {
         MockBackend {
             inner: Arc::new(Inner {
+                generator: Generator::new(seed).with_pool(&pool),
                 pool,
-                generator: Generator::new(seed),
                 stubs,
                 state,
                 stateful,

@@ -101,6 +101,8 @@
 mod echo; // request values copied into the response; List pages
 mod formats; // how values look: words, titles, ISBNs, tokens, timestamps
 mod names; // which string a field's name asks for; word forms of names
+mod operation; // long-running operations, done with their declared response
+mod references; // resource types, references and the names a request binds
 mod resource; // AIP resource names and collection ids; page tokens
 mod scalars; // numbers, bools, bytes and enums by field name
 mod well_known; // google.protobuf well-known types and HttpBody
@@ -109,11 +111,12 @@ pub(crate) use names::snake_case;
 pub use resource::{collection_id, pluralize, resource_pattern};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use fake::rand::{RngExt, SeedableRng};
 use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, MethodDescriptor,
-    ReflectMessage, Value,
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor,
+    MethodDescriptor, ReflectMessage, Value,
 };
 use rand_chacha::ChaCha8Rng;
 
@@ -123,6 +126,7 @@ use formats::lower_word;
 use names::{
     LABEL_WORDS, Text, classify, is_image_word, map_key_hint, pascal_case, singularize, words,
 };
+use references::{ResourceTypes, request_bindings};
 use resource::{fill_pattern, name_field, pattern_or_default};
 use scalars::{TINY_PNG, bool_for, bytes_for, float_for, int_for, pick_enum, to_i32};
 
@@ -154,6 +158,9 @@ pub const GENERATED_COLLECTION_LEN: usize = 25;
 pub struct Generator {
     seed: u64,
     max_depth: usize,
+    /// The resource types of the pool it answers for, found once (see
+    /// [`with_pool`](Generator::with_pool)); other pools' are found per call.
+    types: Option<(DescriptorPool, Arc<ResourceTypes>)>,
 }
 
 impl Generator {
@@ -162,7 +169,15 @@ impl Generator {
         Generator {
             seed,
             max_depth: DEFAULT_MAX_DEPTH,
+            types: None,
         }
+    }
+
+    /// The same generator, with the resource types of `pool` (the pool its
+    /// messages come from) read now rather than on every call.
+    pub fn with_pool(mut self, pool: &DescriptorPool) -> Generator {
+        self.types = Some((pool.clone(), Arc::new(ResourceTypes::of(pool))));
+        self
     }
 
     /// The same generator with message nesting limited to `max_depth` levels
@@ -212,8 +227,12 @@ impl Generator {
     ) -> DynamicMessage {
         let out = method.output();
         let mut resp = self.response(&out, request, key);
+        if out.full_name() == operation::OPERATION {
+            self.call_draw(key, &out, request)
+                .complete_operation(method, &mut resp);
+        }
         // One id per element sent (the batch rule), like Pub/Sub's ids.
-        let mut rng = self.draw(key).rng("#batch-ids");
+        let mut rng = self.draw(key, &out).rng("#batch-ids");
         fill_ids(&mut resp, request, || {
             rng.random_range(1_000_000_000_000_000..10_000_000_000_000_000)
         });
@@ -261,7 +280,7 @@ impl Generator {
     /// assert!(p.get_field_by_name("email").unwrap().as_str().unwrap().contains('@'));
     /// ```
     pub fn message(&self, desc: &MessageDescriptor, key: &[u8]) -> DynamicMessage {
-        self.draw(key).message(desc, "", 0, None)
+        self.draw(key, desc).message(desc, "", 0, None)
     }
 
     /// A resource name for a resource of type `desc` (see the module docs),
@@ -280,17 +299,34 @@ impl Generator {
         Some(fill_pattern(
             &pattern_or_default(desc),
             None,
-            &mut self.draw(key).rng("#name"),
+            &mut self.draw(key, desc).rng("#name"),
         ))
     }
 
-    fn draw(&self, key: &[u8]) -> Draw {
+    /// The draw of one call, generating messages of `desc`'s pool.
+    fn draw(&self, key: &[u8], desc: &MessageDescriptor) -> Draw {
         let mut h = fnv1a(FNV_OFFSET, &self.seed.to_le_bytes());
         h = fnv1a(h, key);
+        let pool = desc.parent_pool();
+        let types = match &self.types {
+            Some((known, types)) if known == pool => types.clone(),
+            _ => Arc::new(ResourceTypes::of(pool)),
+        };
         Draw {
             base: h,
             max_depth: self.max_depth,
+            types,
+            bindings: Vec::new(),
         }
+    }
+
+    /// The draw of a call answering `out` to `request`: the names it
+    /// generates reuse what the request's names bind.
+    fn call_draw(&self, key: &[u8], out: &MessageDescriptor, request: &DynamicMessage) -> Draw {
+        let mut draw = self.draw(key, out);
+        let out_type = references::resource_type(out);
+        draw.bindings = request_bindings(&draw.types, request, out_type.as_deref());
+        draw
     }
 
     /// Generation plus echo: the shared core of `respond` and `fill_unset`.
@@ -300,7 +336,7 @@ impl Generator {
         request: &DynamicMessage,
         key: &[u8],
     ) -> DynamicMessage {
-        let draw = self.draw(key);
+        let draw = self.call_draw(key, out, request);
         let mut resp = draw.message(out, "", 0, None);
         if let Some((list, elem)) = list_shape(out) {
             draw.page(&mut resp, &list, &elem, request);
@@ -333,6 +369,8 @@ struct Site<'a> {
     name: &'a str,
     owner: Option<&'a MessageDescriptor>,
     holder: Option<&'a str>,
+    /// The field itself (its annotations), when the value is a field's.
+    field: Option<&'a FieldDescriptor>,
 }
 
 impl Site<'_> {
@@ -351,6 +389,11 @@ impl Site<'_> {
 struct Draw {
     base: u64,
     max_depth: usize,
+    /// The pool's resource types, for names and references.
+    types: Arc<ResourceTypes>,
+    /// The variables the request's resource names bind (`project` → `p1`):
+    /// generated names of any type reuse them.
+    bindings: Vec<(String, String)>,
 }
 
 impl Draw {
@@ -369,6 +412,7 @@ impl Draw {
             name: holder.unwrap_or(""),
             owner: None,
             holder: None,
+            field: None,
         };
         if let Some(wkt) = self.well_known(desc, site, path, depth) {
             return wkt.unwrap_or_else(|| DynamicMessage::new(desc.clone()));
@@ -395,6 +439,7 @@ impl Draw {
                 name: field.name(),
                 owner: Some(desc),
                 holder,
+                field: Some(&field),
             };
             if let Some(v) = self.field(&field, site, &join(path, field.name()), depth) {
                 put(&mut msg, &field, v);
@@ -414,6 +459,11 @@ impl Draw {
         if field.is_map() {
             let Kind::Message(entry) = kind else {
                 return None;
+            };
+            // A map field's annotations say nothing of its values' names.
+            let site = Site {
+                field: None,
+                ..site
             };
             return self.map(&entry, site, path, depth).map(Value::Map);
         }

@@ -131,6 +131,14 @@ impl Draw {
                 set(&mut msg, "value", Value::Bytes(value.into()));
             }
             "google.protobuf.Empty" => {}
+            // A status a server could send: a canonical code (not OK), its
+            // own description, no details.
+            "google.rpc.Status" => {
+                let code = rng.random_range(1..=16);
+                set(&mut msg, "code", Value::I32(code));
+                let text = tonic::Code::from_i32(code).description();
+                set(&mut msg, "message", Value::String(text.to_owned()));
+            }
             HTTP_BODY => {
                 set(
                     &mut msg,
