@@ -2,7 +2,8 @@
 # Google's own Pub/Sub Python client (google-cloud-pubsub, REST transport)
 # against protogate in mock mode (see test_pubsub_rest.py), then the routes
 # expected vs served for the real API protos the PyPI packages ship (see
-# routes_check.py).
+# routes_check.py), then the share of the mock's generated resource names
+# that follow Pub/Sub's patterns (tests/mock_resources.rs, ignored there).
 #
 # Uses the venv tests/interop/grpcio uses (target/interop-venv; the pins they
 # share agree), installs the pinned requirements into it, lays out the
@@ -114,6 +115,13 @@ status=$?
 if [ "$status" = 0 ]; then
   timeout 300 "$venv/bin/python" "$here/routes_check.py" --protogate "$gateway_bin" \
     --pubsub-root "$protos" --site-packages "$site"
+  status=$?
+fi
+if [ "$status" = 0 ]; then
+  # The mock's generated names against Pub/Sub's resource patterns
+  # (tests/mock_resources.rs; cargo test built it, so nothing is rebuilt).
+  (cd "$root" && PROTOGATE_PUBSUB_PROTOS="$protos" PROTOGATE_PUBSUB_SITE="$site" \
+    timeout 600 cargo test --quiet --test mock_resources pubsub -- --ignored --nocapture)
   status=$?
 fi
 set -e
