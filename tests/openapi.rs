@@ -239,6 +239,8 @@ async fn maps_oneofs_recursion_and_field_behavior() {
             .len(),
         2
     );
+    // json.unknown_fields: reject (the default): no other properties.
+    assert_eq!(product["additionalProperties"], false);
     // field_behavior and deprecated.
     assert_eq!(product["required"], json!(["title"]));
     assert_eq!(p["createTime"]["readOnly"], true);
@@ -294,6 +296,7 @@ async fn path_and_query_parameters() {
     assert_eq!(names(&get, "path"), ["store", "product"]);
     let store = &get["parameters"][0];
     assert_eq!(store["required"], true);
+    assert_eq!(store["schema"], json!({"type": "string", "minLength": 1}));
     assert!(
         store["description"]
             .as_str()
@@ -455,6 +458,16 @@ async fn json_options_shape_the_schemas() {
     let d = openapi::document(&gw.pool, gw.routes(), &opts);
     let p = &schema(&d, "shop.v1.Product")["properties"];
     assert!(p.get("price_minor").is_some() && p.get("priceMinor").is_none());
+    let ignoring = Options {
+        reject_unknown_fields: false,
+        ..opts.clone()
+    };
+    let d2 = openapi::document(&gw.pool, gw.routes(), &ignoring);
+    assert!(
+        schema(&d2, "shop.v1.Product")
+            .get("additionalProperties")
+            .is_none()
+    );
     assert_eq!(schema(&d, "shop.v1.Kind")["enum"], json!([0, 1, 2]));
     let list = op(&d, "get", "/v1/stores/{store}/products");
     assert!(names(&list, "query").contains(&"filter.created_after".to_string()));

@@ -36,6 +36,8 @@ pub struct Options {
     pub enums_as_ints: bool,
     /// `streaming.ndjson_envelope`: `{"result": …}` stream lines.
     pub ndjson_envelope: bool,
+    /// `json.unknown_fields: reject`: messages admit no other properties.
+    pub reject_unknown_fields: bool,
     /// `errors:`: the error body's shape.
     pub errors: ErrorsConfig,
     /// `auth:`: the security schemes.
@@ -49,6 +51,8 @@ impl Options {
             proto_field_names: config.json.proto_field_names,
             enums_as_ints: config.json.enums_as_ints,
             ndjson_envelope: config.streaming.ndjson_envelope,
+            reject_unknown_fields: config.json.unknown_fields
+                == crate::config::UnknownPolicy::Reject,
             errors: config.errors.clone(),
             auth: config.auth.clone(),
         }

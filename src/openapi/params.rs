@@ -158,7 +158,14 @@ fn unique(base: &str, used: &mut HashSet<String>) -> String {
 }
 
 fn parameter(name: &str, field: Option<&FieldDescriptor>, schemas: &mut Schemas<'_>) -> Value {
-    let schema = field.map_or_else(|| json!({ "type": "string" }), |f| schemas.field_value(f));
+    let mut schema = field.map_or_else(|| json!({ "type": "string" }), |f| schemas.field_value(f));
+    // A path segment is never empty (only `**` matches `//`).
+    if let Value::Object(o) = &mut schema
+        && o.get("type").is_some_and(|t| t == "string")
+        && !o.contains_key("pattern")
+    {
+        o.insert("minLength".into(), 1.into());
+    }
     json!({ "name": name, "in": "path", "required": true, "schema": schema })
 }
 

@@ -203,6 +203,11 @@ impl<'a> Schemas<'a> {
         if !required.is_empty() {
             out.insert("required".into(), required.into());
         }
+        // The gateway refuses unknown fields (proto names are also read,
+        // but the document names each field once).
+        if self.opts.reject_unknown_fields {
+            out.insert("additionalProperties".into(), false.into());
+        }
         let oneofs: Vec<Value> = m
             .oneofs()
             .filter(|o| !o.is_synthetic())
