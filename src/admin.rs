@@ -18,6 +18,9 @@
 //!   route, priority, remaining uses).
 //! - `GET /_protogate/mock/unmatched`: the most recent requests no stub
 //!   matched, with their method, route, request message and headers.
+//! - The request journal and scenarios ([`mock`]).
+
+mod mock;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,9 +36,14 @@ use crate::live::Live;
 
 /// The admin routes.
 pub fn router(live: Arc<Live>) -> Router {
-    let (stubs, unmatched, reload, status, ready) =
-        (live.clone(), live.clone(), live.clone(), live.clone(), live);
-    Router::new()
+    let (stubs, unmatched, reload, status, ready) = (
+        live.clone(),
+        live.clone(),
+        live.clone(),
+        live.clone(),
+        live.clone(),
+    );
+    mock::routes(live)
         .route(
             "/_protogate/reload",
             get(move || async move { reload_status(&status) }).post(move || async move {

@@ -122,6 +122,9 @@ pub struct CallContext {
     pub route: Option<String>,
     /// The request headers as received.
     pub headers: http::HeaderMap,
+    /// The client's protocol (`rest`, `grpc`, `grpc-web`, `connect`,
+    /// `websocket`), when the adapter is known.
+    pub protocol: Option<&'static str>,
 }
 
 /// What a backend yields while a call runs.

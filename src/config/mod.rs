@@ -104,10 +104,22 @@ pub struct Config {
     /// Load shedding: calls in flight and streams open at once.
     #[serde(default)]
     pub shedding: SheddingConfig,
+    /// Checks the gateway makes of JSON requests beyond the proto3 mapping.
+    #[serde(default)]
+    pub validation: ValidationOptions,
     /// What the operator should hear about the file that is not an error
     /// (google.api.Service sections protogate ignores).
     #[serde(skip)]
     pub notices: Vec<String>,
+}
+
+/// The `validation:` section (off by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationOptions {
+    /// Refuse JSON requests that leave a `google.api.field_behavior =
+    /// REQUIRED` field unset (400 naming every one), before any backend.
+    pub required_fields: bool,
 }
 
 /// The `descriptors:` section: how `.proto` sources are found and which

@@ -25,6 +25,7 @@ use crate::routing::rules::{self, Route, RouteTable, RuleError, RulesOptions};
 use crate::status::GatewayError;
 use crate::transcode::budget::DecodeLimits;
 use crate::transcode::message::MethodJson;
+use crate::transcode::required::RequiredFields;
 use crate::transcode::{RequestOptions, ResponseOptions};
 use crate::upstream::mock::MockBackend;
 use crate::upstream::mock::stubs::StubError;
@@ -423,6 +424,10 @@ impl Gateway {
             .iter()
             .map(|(path, t)| (path.clone(), MethodJson::new(&t.method)))
             .collect();
+        let required = config
+            .validation
+            .required_fields
+            .then(|| Arc::new(RequiredFields::of(&pool)));
         Ok(Gateway {
             pool,
             route_targets,
@@ -442,6 +447,7 @@ impl Gateway {
                     .as_ref()
                     .and_then(|a| a.token.query.as_deref())
                     .map(Into::into),
+                required,
             },
             response_options: ResponseOptions::from(&config.json),
             max_body_bytes: config.limits.max_body_bytes.0,

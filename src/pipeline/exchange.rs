@@ -229,6 +229,7 @@ impl Exchange {
             call.context = CallContext {
                 route: target.route.as_deref().map(str::to_string),
                 headers: d.headers.clone(),
+                protocol: Some(self.protocol.as_str()),
             };
         }
         call

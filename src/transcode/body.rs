@@ -54,6 +54,9 @@ pub(super) fn message(
 ) -> Result<DynamicMessage, GatewayError> {
     let msg = parse_json(desc, json, "", opts, shape)?;
     super::validate::check_message(&msg, &opts.limits)?;
+    if let Some(required) = &opts.required {
+        required.check(&msg)?;
+    }
     Ok(msg)
 }
 

@@ -10,6 +10,7 @@ pub mod params;
 pub mod partial_response;
 pub mod query;
 pub mod request;
+pub mod required;
 pub mod response;
 pub mod split;
 pub mod stream;

@@ -37,6 +37,8 @@ pub struct RequestOptions {
     /// A query parameter that carries credentials (`auth.token.query`):
     /// never bound to a field, whatever the unknown-parameter policy.
     pub credentials_param: Option<std::sync::Arc<str>>,
+    /// `validation.required_fields`: the REQUIRED fields to insist on.
+    pub required: Option<std::sync::Arc<super::required::RequiredFields>>,
 }
 
 impl Default for RequestOptions {
@@ -46,6 +48,7 @@ impl Default for RequestOptions {
             unknown_query_params: UnknownPolicy::Reject,
             limits: DecodeLimits::default(),
             credentials_param: None,
+            required: None,
         }
     }
 }
@@ -137,6 +140,9 @@ pub fn build_request(
             .map_err(|e| GatewayError::bad_field(name.clone(), e))?;
     }
     super::validate::check_message(&msg, &opts.limits)?;
+    if let Some(required) = &opts.required {
+        required.check(&msg)?;
+    }
     Ok(msg)
 }
 

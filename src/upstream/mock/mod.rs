@@ -8,11 +8,16 @@
 //! methods; else the generator ([`generate`]) makes a deterministic, realistic
 //! response (same method + request + seed → same bytes). Every response
 //! carries `x-protogate-mock` metadata saying which of the three answered.
+//! Every call is kept in the request [`journal`]; [`faults`] may fail it;
+//! bidi calls are answered message by message (`bidi.rs`).
 
 mod batch;
+mod bidi;
 mod custom;
+pub mod faults;
 mod fields;
 pub mod generate;
+pub mod journal;
 mod mask;
 pub mod record;
 mod resource_fields;
@@ -35,9 +40,11 @@ use prost_reflect::{
 };
 use tonic::metadata::{MetadataMap, MetadataValue};
 
-use crate::call::{Backend, Call, CallEvent, CallResponse};
+use crate::call::{Backend, Call, CallEvent, CallResponse, RequestStream};
 use crate::status::GatewayError;
+use faults::{Faults, Fired};
 use generate::Generator;
+use journal::{EntryId, Journal};
 use state::CrudStore;
 use stubs::{StubOutcome, StubReply, StubRequest, StubStore};
 
@@ -61,6 +68,18 @@ struct Inner {
     state: Arc<CrudStore>,
     stateful: HashSet<String>,
     unmatched: Mutex<VecDeque<serde_json::Value>>,
+    journal: Journal,
+    faults: Faults,
+}
+
+/// What a mock backend is configured with besides its data sources.
+#[derive(Debug, Default)]
+pub struct MockOptions {
+    /// Entries the request journal keeps ([`journal::DEFAULT_MAX_ENTRIES`]
+    /// when unset; 0 turns it off).
+    pub journal_max: Option<usize>,
+    /// The global faults (`mock.faults`).
+    pub faults: Faults,
 }
 
 impl std::fmt::Debug for MockBackend {
@@ -81,7 +100,9 @@ impl MockBackend {
         stubs: Arc<StubStore>,
         state: Arc<CrudStore>,
         stateful: HashSet<String>,
+        options: MockOptions,
     ) -> MockBackend {
+        let journal_max = options.journal_max.unwrap_or(journal::DEFAULT_MAX_ENTRIES);
         MockBackend {
             inner: Arc::new(Inner {
                 generator: Generator::new(seed).with_pool(&pool),
@@ -90,8 +111,15 @@ impl MockBackend {
                 state,
                 stateful,
                 unmatched: Mutex::new(VecDeque::new()),
+                journal: Journal::new(journal_max),
+                faults: options.faults,
             }),
         }
+    }
+
+    /// The request journal, for the admin endpoint.
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
     }
 
     /// The stubs, for the admin endpoint.
@@ -131,33 +159,18 @@ impl Inner {
     async fn answer(self: Arc<Self>, call: Call) -> Result<CallResponse, GatewayError> {
         let Call {
             method,
-            mut requests,
+            requests,
             context,
+            deadline,
             ..
         } = call;
-        // Client streams: the last message stands for the call. A malformed
-        // client message abandons the call, as a real server would see it.
-        let mut last = None;
-        while let Some(m) = requests.next().await {
-            last = Some(m?);
+        let entry = self.journal.begin(&method, &context);
+        if method.is_client_streaming() && method.is_server_streaming() {
+            return Ok(bidi::answer(
+                self, method, requests, context, deadline, entry,
+            ));
         }
-        // An empty client stream is a valid call; a unary call without its
-        // message is not, and real servers (tonic, grpc-go) say INTERNAL.
-        let last = match last {
-            Some(m) => m,
-            None if method.is_client_streaming() => Bytes::new(),
-            None => {
-                return Err(GatewayError::Upstream(tonic::Status::internal(
-                    "missing request message",
-                )));
-            }
-        };
-        let request = DynamicMessage::decode(method.input(), last.clone()).map_err(|e| {
-            GatewayError::Upstream(tonic::Status::invalid_argument(format!(
-                "request does not decode as {}: {e}",
-                method.input().full_name()
-            )))
-        })?;
+        let (request, last) = self.read_requests(&method, requests, entry).await?;
         let mut key = method.full_name().as_bytes().to_vec();
         key.push(0);
         key.extend_from_slice(&last);
@@ -168,25 +181,87 @@ impl Inner {
             message: &request,
             headers: &context.headers,
         });
-        if let Some(reply) = stub {
-            return self.answer_from_stub(&method, &request, &key, reply).await;
+        let stub_fault = stub
+            .as_ref()
+            .and_then(|r| Some((r.stub_id.as_str(), r.fault.as_deref()?)));
+        let fired = self.faults.decide(&method, stub_fault);
+        if let Some(f) = &fired {
+            self.journal.fault(entry, f.fault.kind.as_str(), &f.id);
+            if f.fault.is_immediate() {
+                return Err(f.fault.error());
+            }
+            if f.fault.kind == faults::FaultKind::Timeout {
+                faults::wait_past(deadline).await;
+            }
         }
-        self.remember_unmatched(
-            &method,
-            context.route.as_deref(),
-            &request,
-            &context.headers,
-        );
+        let response = self.answer_with(&method, &context, &request, &key, stub, entry);
+        let response = response.await?;
+        Ok(match &fired {
+            Some(Fired { fault, .. }) if fault.kind != faults::FaultKind::Timeout => {
+                faults::cut(response, fault)
+            }
+            _ => response,
+        })
+    }
+
+    /// Reads the request messages one by one as they arrive, each decoded
+    /// (a malformed one fails the call at once) and journaled; the last one
+    /// stands for a client stream. A malformed frame abandons the call, as
+    /// a real server would see it.
+    async fn read_requests(
+        &self,
+        method: &MethodDescriptor,
+        mut requests: RequestStream,
+        entry: EntryId,
+    ) -> Result<(DynamicMessage, Bytes), GatewayError> {
+        let mut last = None;
+        while let Some(m) = requests.next().await {
+            let bytes = m?;
+            let message = decode_request(method, &bytes)?;
+            self.journal.request(entry, &message);
+            last = Some((message, bytes));
+        }
+        match last {
+            Some(last) => Ok(last),
+            // An empty client stream is a valid call; a unary call without
+            // its message is not, and real servers (tonic, grpc-go) say INTERNAL.
+            None if method.is_client_streaming() => {
+                Ok((DynamicMessage::new(method.input()), Bytes::new()))
+            }
+            None => Err(GatewayError::Upstream(tonic::Status::internal(
+                "missing request message",
+            ))),
+        }
+    }
+
+    /// The answer of a stub, the stateful store or the generator.
+    async fn answer_with(
+        &self,
+        method: &MethodDescriptor,
+        context: &crate::call::CallContext,
+        request: &DynamicMessage,
+        key: &[u8],
+        stub: Option<StubReply>,
+        entry: EntryId,
+    ) -> Result<CallResponse, GatewayError> {
+        if let Some(reply) = stub {
+            self.journal
+                .answered_by(entry, &format!("stub:{}", reply.stub_id));
+            return self.answer_from_stub(method, request, key, reply).await;
+        }
+        self.remember_unmatched(method, context.route.as_deref(), request, &context.headers);
 
         let service = method.parent_service().full_name().to_string();
         if self.stateful.contains(&service)
             && let Some(result) =
                 self.state
-                    .handle_with(&method, &request, &self.generator, &key, &self.stateful)
+                    .handle_with(method, request, &self.generator, key, &self.stateful)
         {
+            self.journal.answered_by(entry, "stateful");
             let msg = result.map_err(GatewayError::Upstream)?;
             return Ok(respond(Source::Stateful, vec![(Duration::ZERO, msg)]));
         }
+        self.journal.answered_by(entry, "generated");
         let count = if method.is_server_streaming() {
             GENERATED_STREAM_LEN
         } else {
@@ -194,14 +269,11 @@ impl Inner {
         };
         let messages = (0..count)
             .map(|i| {
-                let mut k = key.clone();
+                let mut k = key.to_vec();
                 if i > 0 {
                     k.extend_from_slice(&(i as u64).to_le_bytes());
                 }
-                (
-                    Duration::ZERO,
-                    self.generator.respond(&method, &request, &k),
-                )
+                (Duration::ZERO, self.generator.respond(method, request, &k))
             })
             .collect();
         Ok(respond(Source::Generated, messages))
@@ -217,12 +289,25 @@ impl Inner {
         if !reply.latency.is_zero() {
             tokio::time::sleep(reply.latency).await;
         }
+        let id = reply.stub_id.clone();
+        let messages = self.stub_messages(method, request, key, reply)?;
+        Ok(respond(Source::Stub(id), messages))
+    }
+
+    /// A stub's messages (each after its delay), or its error.
+    fn stub_messages(
+        &self,
+        method: &MethodDescriptor,
+        request: &DynamicMessage,
+        key: &[u8],
+        reply: StubReply,
+    ) -> Result<Vec<(Duration, DynamicMessage)>, GatewayError> {
         let id = reply.stub_id;
         let fill = reply.fill;
         match reply.outcome {
             StubOutcome::Message(json) => {
                 let msg = self.stub_message(method.output(), &json, request, key, &id, fill)?;
-                Ok(respond(Source::Stub(id), vec![(Duration::ZERO, msg)]))
+                Ok(vec![(Duration::ZERO, msg)])
             }
             StubOutcome::Stream(items) => {
                 let mut messages = Vec::with_capacity(items.len());
@@ -232,7 +317,7 @@ impl Inner {
                     let msg = self.stub_message(method.output(), json, request, &k, &id, fill)?;
                     messages.push((*delay, msg));
                 }
-                Ok(respond(Source::Stub(id), messages))
+                Ok(messages)
             }
             StubOutcome::Error {
                 code,
@@ -354,6 +439,19 @@ impl Inner {
             u.push_back(entry);
         }
     }
+}
+
+/// `bytes` as the method's request message.
+fn decode_request(
+    method: &MethodDescriptor,
+    bytes: &Bytes,
+) -> Result<DynamicMessage, GatewayError> {
+    DynamicMessage::decode(method.input(), bytes.clone()).map_err(|e| {
+        GatewayError::Upstream(tonic::Status::invalid_argument(format!(
+            "request does not decode as {}: {e}",
+            method.input().full_name()
+        )))
+    })
 }
 
 /// A call response yielding `messages` (each after its delay), then trailers.

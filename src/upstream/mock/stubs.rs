@@ -117,6 +117,14 @@
 //! integers are strings in proto3 JSON: write `request.book.page_count | int`
 //! to compute with one.
 //!
+//! ## Scenarios and faults
+//!
+//! `scenario`, `required_state` and `new_state` put a stub in a named
+//! scenario (see `scenario.rs`: it answers only in `required_state`, then
+//! moves the scenario to `new_state`; every scenario starts in
+//! [`STARTED`]). `response.fault` fails some of the calls the stub answers
+//! ([`super::faults`]).
+//!
 //! ## Loading
 //!
 //! Everything is checked when the directory is loaded: the method or route
@@ -145,13 +153,19 @@ use crate::routing::rules::{self, Route, RulesOptions};
 mod cond;
 mod load;
 mod render;
+mod scenario;
 mod source;
 mod watch;
 
 use cond::{FieldCond, HeaderCond};
 use load::{Ctx, build_set};
 use render::Tmpl;
+pub use scenario::{STARTED, UnknownScenario};
+use scenario::{ScenarioRule, Scenarios};
+pub(crate) use source::code as parse_code;
 pub use watch::WatchGuard;
+
+use super::faults::Fault;
 
 /// Why stubs could not be loaded: one problem per line, each naming its file
 /// and stub.
@@ -168,6 +182,8 @@ pub struct StubStore {
     /// Normalised route key → method, for `route:` stubs.
     routes: HashMap<String, MethodDescriptor>,
     set: ArcSwap<StubSet>,
+    /// Scenario states, kept across reloads of the set.
+    scenarios: Scenarios,
 }
 
 impl fmt::Debug for StubStore {
@@ -204,6 +220,8 @@ pub struct StubReply {
     pub fill: bool,
     /// What to answer.
     pub outcome: StubOutcome,
+    /// The stub's fault (`response.fault`), if it has one.
+    pub fault: Option<Arc<Fault>>,
 }
 
 /// A stub's answer, templates rendered.
@@ -239,7 +257,7 @@ pub fn route_key(route: &Route) -> String {
 }
 
 /// `get  /v1/x` → `GET /v1/x`.
-fn normalize_route(route: &str) -> String {
+pub(crate) fn normalize_route(route: &str) -> String {
     let mut parts = route.split_whitespace();
     let method = parts.next().unwrap_or_default().to_ascii_uppercase();
     std::iter::once(method)
@@ -297,6 +315,8 @@ struct Stub {
     latency: Latency,
     fill: bool,
     answer: Answer,
+    fault: Option<Arc<Fault>>,
+    scenario: Option<ScenarioRule>,
     /// The stub as written, to keep `times` counts of unchanged stubs on reload.
     source: Value,
 }
@@ -335,6 +355,7 @@ impl Stub {
             latency: self.latency.draw(),
             fill: self.fill,
             outcome,
+            fault: self.fault.clone(),
         }
     }
 }
@@ -402,6 +423,7 @@ impl StubStore {
             dir: None,
             routes: HashMap::new(),
             set: ArcSwap::from_pointee(StubSet::empty()),
+            scenarios: Scenarios::default(),
         }
     }
 
@@ -439,6 +461,7 @@ impl StubStore {
             dir: Some(dir.to_path_buf()),
             routes,
             set: ArcSwap::from_pointee(StubSet::empty()),
+            scenarios: Scenarios::default(),
         };
         store.reload()?;
         Ok(store)
@@ -448,7 +471,19 @@ impl StubStore {
     /// unchanged (same file, id and content): a reload of the gateway does
     /// not reset how often a stub has answered.
     pub fn inherit_counts(&self, previous: &StubStore) {
-        carry_counts(&self.set.load(), &previous.set.load());
+        let set = self.set.load();
+        carry_counts(&set, &previous.set.load());
+        self.scenarios.inherit(&previous.scenarios, &set.stubs);
+    }
+
+    /// The scenarios the stubs name, with their current states.
+    pub fn describe_scenarios(&self) -> serde_json::Value {
+        self.scenarios.describe(&self.set.load().stubs)
+    }
+
+    /// Puts one scenario (or every one) back to [`STARTED`].
+    pub fn reset_scenarios(&self, name: Option<&str>) -> Result<(), UnknownScenario> {
+        self.scenarios.reset(name, &self.set.load().stubs)
     }
 
     /// The directory stubs are read from, if any.
@@ -491,7 +526,11 @@ impl StubStore {
                     continue;
                 }
             }
-            if !stub.claim() {
+            let admitted = match &stub.scenario {
+                Some(rule) => self.scenarios.admit(rule, || stub.claim()),
+                None => stub.claim(),
+            };
+            if !admitted {
                 continue;
             }
             let mut request = json.unwrap_or_else(|| cond::request_json(req.message));
@@ -538,6 +577,7 @@ impl StubStore {
                     "priority": s.priority,
                     "times": s.times,
                     "remaining": s.times.map(|_| s.remaining.load(Ordering::Acquire)),
+                    "scenario": s.scenario.as_ref().map(|r| &r.name),
                     "response": match s.answer {
                         Answer::Message(_) => "message",
                         Answer::Error { .. } => "error",
@@ -564,6 +604,7 @@ impl StubStore {
             },
         )?;
         carry_counts(&new, &self.set.load());
+        self.scenarios.retain(&new.stubs);
         let n = new.stubs.len();
         self.set.store(Arc::new(new));
         Ok(n)

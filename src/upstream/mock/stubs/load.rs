@@ -11,8 +11,10 @@ use minijinja::Environment;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 use serde_json::Value;
 
+use super::super::faults::Fault;
 use super::cond::{FieldCond, HeaderCond};
 use super::render::Compiler;
+use super::scenario::ScenarioRule;
 use super::{Answer, Latency, Stub, StubError, StubSet, normalize_route, source};
 
 /// What compiling a stub needs.
@@ -125,6 +127,7 @@ fn compile(
     if raw.times == Some(0) {
         return Err("times must be at least 1".into());
     }
+    let scenario = scenario(&raw)?;
     let input = method.input();
     let request = raw
         .matches
@@ -142,6 +145,17 @@ fn compile(
     let fill = raw.response.fill.unwrap_or(true);
 
     let r = raw.response;
+    let fault = match &r.fault {
+        Some(v) => {
+            let f: Fault =
+                serde_json::from_value(v.clone()).map_err(|e| format!("response.fault: {e}"))?;
+            if !f.methods.is_empty() {
+                return Err("response.fault.methods: only global faults (mock.faults) name methods; a stub's fault applies to its calls".into());
+            }
+            Some(std::sync::Arc::new(f))
+        }
+        None => None,
+    };
     let given = [r.message.is_some(), r.error.is_some(), r.stream.is_some()];
     if given.iter().filter(|g| **g).count() != 1 {
         return Err("response needs exactly one of `message`, `error` or `stream`".into());
@@ -200,8 +214,31 @@ fn compile(
         latency,
         fill,
         answer,
+        fault,
+        scenario,
         source: value.clone(),
     })
+}
+
+/// `scenario`, `required_state` and `new_state`: states need a scenario.
+fn scenario(raw: &source::RawStub) -> Result<Option<ScenarioRule>, String> {
+    let nonempty = |v: &Option<String>, key: &str| match v {
+        Some(s) if s.trim().is_empty() => Err(format!("{key} must not be empty")),
+        _ => Ok(v.clone()),
+    };
+    let required = nonempty(&raw.required_state, "required_state")?;
+    let new = nonempty(&raw.new_state, "new_state")?;
+    match nonempty(&raw.scenario, "scenario")? {
+        Some(name) => Ok(Some(ScenarioRule {
+            name,
+            required,
+            new,
+        })),
+        None if required.is_some() || new.is_some() => {
+            Err("required_state and new_state need `scenario`".into())
+        }
+        None => Ok(None),
+    }
 }
 
 fn latency(v: Option<&Value>) -> Result<Latency, String> {

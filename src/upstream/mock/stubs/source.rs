@@ -16,6 +16,10 @@ pub(super) struct RawStub {
     #[serde(default)]
     pub priority: i64,
     pub times: Option<u32>,
+    /// The scenario the stub belongs to, and the states it needs and sets.
+    pub scenario: Option<String>,
+    pub required_state: Option<String>,
+    pub new_state: Option<String>,
     #[serde(default, rename = "match")]
     pub matches: RawMatch,
     pub response: RawResponse,
@@ -41,6 +45,8 @@ pub(super) struct RawResponse {
     pub message: Option<Value>,
     pub error: Option<RawError>,
     pub stream: Option<Vec<RawStreamItem>>,
+    /// A fault for some of the calls the stub answers.
+    pub fault: Option<Value>,
 }
 
 /// `response.error`.
@@ -198,7 +204,7 @@ const CODES: [&str; 17] = [
 
 /// An error code: a google.rpc.Code name in any case (`NOT_FOUND`,
 /// `not_found`, `NotFound`) or its number; OK is not an error.
-pub(super) fn code(v: &Value) -> Result<i32, String> {
+pub(crate) fn code(v: &Value) -> Result<i32, String> {
     let bad =
         || format!("invalid error code {v}: use a google.rpc.Code name such as NOT_FOUND, or 1-16");
     let n = match v {
