@@ -228,6 +228,10 @@ pub struct MockConfig {
     /// Record mode (`--mock-record`): proxy to the upstreams and write every
     /// exchange as a stub file in this directory.
     pub record: Option<PathBuf>,
+    /// Calls the request journal keeps (default 1000; 0 turns it off).
+    pub journal_max: Option<usize>,
+    /// Faults for some calls, decided from `seed` (see the README).
+    pub faults: Vec<crate::upstream::mock::faults::Fault>,
 }
 
 /// google.api.Http.

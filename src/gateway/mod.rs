@@ -27,8 +27,9 @@ use crate::transcode::budget::DecodeLimits;
 use crate::transcode::message::MethodJson;
 use crate::transcode::required::RequiredFields;
 use crate::transcode::{RequestOptions, ResponseOptions};
-use crate::upstream::mock::MockBackend;
+use crate::upstream::mock::faults::Faults;
 use crate::upstream::mock::stubs::StubError;
+use crate::upstream::mock::{MockBackend, MockOptions};
 pub use resources::Resources;
 use upstreams::Upstreams;
 
@@ -365,6 +366,11 @@ impl Gateway {
                     state
                 },
                 config.mock.stateful.iter().cloned().collect(),
+                MockOptions {
+                    journal_max: config.mock.journal_max,
+                    faults: Faults::new(config.mock.seed, config.mock.faults.clone(), &pool)
+                        .map_err(StubError)?,
+                },
             ))
         } else {
             None
