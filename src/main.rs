@@ -84,12 +84,12 @@ async fn openapi(args: &OpenapiArgs) -> ExitCode {
     };
     let doc = protogate::openapi::served(&gw);
     let text = match args.format {
-        DocFormat::Json => Ok(doc.json.clone()),
-        DocFormat::Yaml => doc.yaml.clone(),
+        DocFormat::Json => Ok(doc.json()),
+        DocFormat::Yaml => doc.yaml(),
     };
     match text {
         Ok(bytes) => {
-            println!("{}", String::from_utf8_lossy(&bytes).trim_end());
+            println!("{}", String::from_utf8_lossy(bytes).trim_end());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -70,26 +70,43 @@ pub fn document(pool: &DescriptorPool, routes: &[Route], opts: &Options) -> Valu
     document::build(pool, routes, opts)
 }
 
-/// A snapshot's document, rendered once.
+/// A snapshot's document, rendered once: JSON at once, YAML the first time
+/// it is asked for (from the JSON, so the document itself is not kept).
 #[derive(Debug)]
 pub struct Rendered {
-    /// `application/json`.
-    pub json: Bytes,
-    /// `application/yaml`; the error when YAML could not be written.
-    pub yaml: Result<Bytes, String>,
+    json: Bytes,
+    yaml: OnceLock<Result<Bytes, String>>,
 }
 
 impl Rendered {
-    /// Renders `doc` as JSON (indented) and YAML.
+    /// Renders `doc` as JSON (indented).
     pub fn new(doc: &Value) -> Rendered {
         let json = serde_json::to_vec_pretty(doc).unwrap_or_default();
-        let yaml = serde_norway::to_string(doc)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string());
         Rendered {
             json: Bytes::from(json),
-            yaml,
+            yaml: OnceLock::new(),
         }
+    }
+
+    /// `application/json`.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// `application/yaml`; the error when YAML could not be written.
+    pub fn yaml(&self) -> Result<&Bytes, &str> {
+        let yaml = self.yaml.get_or_init(|| {
+            let doc: Value = serde_json::from_slice(&self.json).map_err(|e| e.to_string())?;
+            serde_norway::to_string(&doc)
+                .map(Bytes::from)
+                .map_err(|e| e.to_string())
+        });
+        yaml.as_ref().map_err(String::as_str)
+    }
+
+    /// True once [`Rendered::yaml`] has run.
+    pub fn has_yaml(&self) -> bool {
+        self.yaml.get().is_some()
     }
 }
 
@@ -98,7 +115,13 @@ impl Rendered {
 #[derive(Debug, Default)]
 pub struct Lazy(OnceLock<Arc<Rendered>>);
 
-/// The gateway's document, built once per snapshot.
+/// The gateway's document when it is already built (no work).
+pub fn built(gw: &Gateway) -> Option<Arc<Rendered>> {
+    gw.openapi.0.get().cloned()
+}
+
+/// The gateway's document, built once per snapshot (the first call builds
+/// it: a large API takes a while, so servers call it off the runtime).
 pub fn served(gw: &Gateway) -> Arc<Rendered> {
     gw.openapi
         .0

@@ -4,7 +4,7 @@
 //! time. A route of the API at the same path wins.
 
 use axum::body::Body;
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderValue, Method, Response, header};
 
 use crate::gateway::Gateway;
 
@@ -37,17 +37,15 @@ window.ui = SwaggerUIBundle({
 </html>
 "##;
 
-/// The page or one of its assets, when `req` asks for it (GET or HEAD,
+/// The page or one of its assets, when the request asks for it (GET or HEAD,
 /// no route of the API at that path); `None` otherwise.
-pub(super) fn answer(gw: &Gateway, req: &Request<Body>) -> Option<Response<Body>> {
-    let path = req.uri().path();
+pub(super) fn answer(gw: &Gateway, method: &Method, path: &str) -> Option<Response<Body>> {
     let (body, content_type): (&'static [u8], &str) = match path {
         "/docs" | "/docs/" => (PAGE.as_bytes(), "text/html; charset=utf-8"),
         "/docs/swagger-ui-bundle.js" => (BUNDLE, "text/javascript; charset=utf-8"),
         "/docs/swagger-ui.css" => (CSS, "text/css; charset=utf-8"),
         _ => return None,
     };
-    let method = req.method();
     if (method != Method::GET && method != Method::HEAD)
         || gw.table.matcher.find(method, path).is_ok()
     {

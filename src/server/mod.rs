@@ -82,7 +82,7 @@ async fn by_protocol(gw: Arc<Gateway>, req: Request<Body>) -> Response<Body> {
         grpc_web::handle(gw, req).await
     } else if connect::is_connect(&gw, &req) {
         connect::handle(gw, req).await
-    } else if let Some(doc) = openapi::answer(&gw, &req).or_else(|| docs::answer(&gw, &req)) {
+    } else if let Some(doc) = openapi::answer(&gw, req.method(), req.uri().path()).await {
         doc
     } else {
         rest_compressed(gw, req).await
