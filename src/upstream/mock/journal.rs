@@ -4,8 +4,9 @@
 //!
 //! Bounded: at most `mock.journal_max` entries (default 1000; 0 turns the
 //! journal off), the oldest dropped first and counted; a request message
-//! over 64 KiB is summarised, and a client stream keeps its first 100
-//! messages (the rest counted), so the journal cannot hold gigabytes.
+//! over 64 KiB is summarised, and an entry keeps at most 100 messages and
+//! 256 KiB of them (the rest counted), so the journal holds at most
+//! `journal_max` × 256 KiB of requests (plus their JSON overhead).
 
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -24,6 +25,8 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1000;
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Messages of one client stream an entry keeps.
 const MAX_STREAM_MESSAGES: usize = 100;
+/// Encoded bytes of messages one entry keeps.
+const MAX_ENTRY_BYTES: usize = 256 * 1024;
 /// Headers never journaled.
 const SECRET_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
@@ -40,6 +43,8 @@ struct Entry {
     streaming: bool,
     requests: Vec<Value>,
     requests_omitted: usize,
+    /// Encoded size of the messages kept.
+    kept_bytes: usize,
     answered_by: Vec<String>,
     fault: Option<Value>,
 }
@@ -107,6 +112,7 @@ impl Journal {
             streaming: method.is_client_streaming(),
             requests: Vec::new(),
             requests_omitted: 0,
+            kept_bytes: 0,
             answered_by: Vec::new(),
             fault: None,
         });
@@ -128,18 +134,33 @@ impl Journal {
         }
     }
 
-    /// A request message of the call.
+    /// A request message of the call: kept while the entry has room (100
+    /// messages, 256 KiB), else counted.
     pub fn request(&self, id: EntryId, message: &DynamicMessage) {
         if id.0.is_none() {
             return;
         }
-        let value = message_json(message);
+        let size = message.encoded_len();
+        // A message too large to show whole costs only its summary.
+        let cost = if size > MAX_MESSAGE_BYTES { 0 } else { size };
+        let fits = |e: &Entry| {
+            e.requests.len() < MAX_STREAM_MESSAGES && e.kept_bytes + cost <= MAX_ENTRY_BYTES
+        };
+        let mut room = false;
         self.update(id, |e| {
-            if e.requests.len() < MAX_STREAM_MESSAGES {
-                e.requests.push(value);
-            } else {
+            room = fits(e);
+            if !room {
                 e.requests_omitted += 1;
             }
+        });
+        if !room {
+            return;
+        }
+        // Serialised outside the lock: other calls need not wait for it.
+        let value = message_json(message);
+        self.update(id, |e| {
+            e.requests.push(value);
+            e.kept_bytes += cost;
         });
     }
 
@@ -326,6 +347,47 @@ fn time(text: &str) -> Result<SystemTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pool() -> prost_reflect::DescriptorPool {
+        crate::descriptors::load(&["descriptors".into()])
+            .unwrap()
+            .pool
+    }
+
+    #[test]
+    fn an_entry_keeps_100_messages_and_256_kib() {
+        let pool = pool();
+        let svc = pool
+            .get_service_by_name("library.v1.LibraryService")
+            .unwrap();
+        let upload = svc.methods().find(|m| m.name() == "UploadBook").unwrap();
+        let journal = Journal::new(2);
+        let small = DynamicMessage::new(upload.input());
+        let id = journal.begin(&upload, &CallContext::default());
+        for _ in 0..120 {
+            journal.request(id, &small);
+        }
+        let mut big = DynamicMessage::new(upload.input());
+        let chunk = upload.input().get_field_by_name("chunk").unwrap();
+        let body = chunk.kind();
+        let mut http_body = DynamicMessage::new(body.as_message().unwrap().clone());
+        http_body.set_field_by_name(
+            "data",
+            prost_reflect::Value::Bytes(vec![7u8; 60_000].into()),
+        );
+        big.set_field(&chunk, prost_reflect::Value::Message(http_body));
+        let id2 = journal.begin(&upload, &CallContext::default());
+        for _ in 0..6 {
+            journal.request(id2, &big);
+        }
+        let list = journal.list(&Filter::default());
+        let entries = list["requests"].as_array().unwrap();
+        assert_eq!(entries[0]["requests"].as_array().unwrap().len(), 100);
+        assert_eq!(entries[0]["requests_omitted"], 20);
+        // 4 × 60 KB fit in 256 KiB, the 5th and 6th do not.
+        assert_eq!(entries[1]["requests"].as_array().unwrap().len(), 4);
+        assert_eq!(entries[1]["requests_omitted"], 2);
+    }
 
     #[test]
     fn filters_are_checked_and_name_the_field() {
