@@ -145,7 +145,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use minijinja::Environment;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 use serde_json::{Value, json};
 
 use crate::routing::rules::{self, Route, RulesOptions};
@@ -158,8 +158,8 @@ mod source;
 mod watch;
 
 use cond::{FieldCond, HeaderCond};
-use load::{Ctx, build_set};
-use render::Tmpl;
+use load::{Ctx, build_set, carry_counts};
+use render::{Tmpl, add_json_names};
 pub use scenario::{STARTED, UnknownScenario};
 use scenario::{ScenarioRule, Scenarios};
 pub(crate) use source::code as parse_code;
@@ -386,35 +386,6 @@ fn annotation_routes(pool: &DescriptorPool) -> Vec<Route> {
         .unwrap_or_default()
 }
 
-/// Adds lowerCamel aliases next to proto names, so templates may use either.
-fn add_json_names(value: &mut Value, desc: &MessageDescriptor) {
-    let Value::Object(obj) = value else { return };
-    for fd in desc.fields() {
-        let Some(v) = obj.get_mut(fd.name()) else {
-            continue;
-        };
-        if let prost_reflect::Kind::Message(m) = fd.kind() {
-            if fd.is_map() {
-                let vm = m.map_entry_value_field();
-                if let (prost_reflect::Kind::Message(inner), Value::Object(entries)) =
-                    (vm.kind(), &mut *v)
-                {
-                    entries.values_mut().for_each(|e| add_json_names(e, &inner));
-                }
-            } else if !m.full_name().starts_with("google.protobuf.") {
-                match v {
-                    Value::Array(items) => items.iter_mut().for_each(|e| add_json_names(e, &m)),
-                    other => add_json_names(other, &m),
-                }
-            }
-        }
-        if fd.json_name() != fd.name() && !obj.contains_key(fd.json_name()) {
-            let v = obj.get(fd.name()).cloned().unwrap_or(Value::Null);
-            obj.insert(fd.json_name().to_string(), v);
-        }
-    }
-}
-
 impl StubStore {
     /// No stubs: every lookup misses, [`reload`](Self::reload) is a no-op.
     pub fn empty(pool: &DescriptorPool) -> StubStore {
@@ -608,22 +579,5 @@ impl StubStore {
         let n = new.stubs.len();
         self.set.store(Arc::new(new));
         Ok(n)
-    }
-}
-
-/// Copies the remaining uses of unchanged stubs from `old` into `new`.
-fn carry_counts(new: &StubSet, old: &StubSet) {
-    let previous: HashMap<(&str, &str), &Stub> = old
-        .stubs
-        .iter()
-        .map(|s| ((s.file.as_str(), s.id.as_str()), s))
-        .collect();
-    for stub in &new.stubs {
-        if let Some(prev) = previous.get(&(stub.file.as_str(), stub.id.as_str()))
-            && prev.source == stub.source
-        {
-            stub.remaining
-                .store(prev.remaining.load(Ordering::Acquire), Ordering::Release);
-        }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use minijinja::Environment;
@@ -262,5 +262,22 @@ fn latency(v: Option<&Value>) -> Result<Latency, String> {
             Ok(Latency::Range(min, max))
         }
         Some(v) => Ok(Latency::Fixed(source::duration(v, what)?)),
+    }
+}
+
+/// Copies the remaining uses of unchanged stubs from `old` into `new`.
+pub(super) fn carry_counts(new: &StubSet, old: &StubSet) {
+    let previous: HashMap<(&str, &str), &Stub> = old
+        .stubs
+        .iter()
+        .map(|s| ((s.file.as_str(), s.id.as_str()), s))
+        .collect();
+    for stub in &new.stubs {
+        if let Some(prev) = previous.get(&(stub.file.as_str(), stub.id.as_str()))
+            && prev.source == stub.source
+        {
+            stub.remaining
+                .store(prev.remaining.load(Ordering::Acquire), Ordering::Release);
+        }
     }
 }

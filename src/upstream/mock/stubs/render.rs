@@ -360,6 +360,35 @@ impl Tmpl {
     }
 }
 
+/// Adds lowerCamel aliases next to proto names, so templates may use either.
+pub(super) fn add_json_names(value: &mut Value, desc: &MessageDescriptor) {
+    let Value::Object(obj) = value else { return };
+    for fd in desc.fields() {
+        let Some(v) = obj.get_mut(fd.name()) else {
+            continue;
+        };
+        if let prost_reflect::Kind::Message(m) = fd.kind() {
+            if fd.is_map() {
+                let vm = m.map_entry_value_field();
+                if let (prost_reflect::Kind::Message(inner), Value::Object(entries)) =
+                    (vm.kind(), &mut *v)
+                {
+                    entries.values_mut().for_each(|e| add_json_names(e, &inner));
+                }
+            } else if !m.full_name().starts_with("google.protobuf.") {
+                match v {
+                    Value::Array(items) => items.iter_mut().for_each(|e| add_json_names(e, &m)),
+                    other => add_json_names(other, &m),
+                }
+            }
+        }
+        if fd.json_name() != fd.name() && !obj.contains_key(fd.json_name()) {
+            let v = obj.get(fd.name()).cloned().unwrap_or(Value::Null);
+            obj.insert(fd.json_name().to_string(), v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
