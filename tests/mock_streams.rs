@@ -194,3 +194,43 @@ async fn client_streams_are_read_message_by_message() {
     let j = get(&m, "/_protogate/mock/requests").await.json();
     assert_eq!(j["requests"][0]["requests"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_bidi_echo_is_in_order_over_a_websocket_too() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let m = mock("").await;
+    let url = format!("ws://{}/v1/shelves/1:discuss", m.addr);
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    assert_eq!(resp.status(), 101);
+    for text in ["one", "two", "three"] {
+        let line = format!(r#"{{"user": "ann", "text": "{text}"}}"#);
+        ws.send(Message::Text(line.into())).await.unwrap();
+        // Each answer arrives before the next message is sent.
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        let Ok(Some(Ok(Message::Text(echo)))) = next else {
+            panic!("no answer to {text}: {next:?}")
+        };
+        let echo: serde_json::Value = serde_json::from_str(&echo).unwrap();
+        assert_eq!(echo["text"], text, "{echo}");
+    }
+    // An empty frame half-closes: the OK status follows.
+    ws.send(Message::Text("".into())).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    let Ok(Some(Ok(Message::Text(status)))) = next else {
+        panic!("no status: {next:?}")
+    };
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&status).unwrap()["code"],
+        0
+    );
+    let j = get(&m, "/_protogate/mock/requests").await.json();
+    assert_eq!(j["requests"][0]["protocol"], "websocket");
+    assert_eq!(
+        j["requests"][0]["route"],
+        "POST /v1/{shelf=shelves/*}:discuss"
+    );
+}
