@@ -18,7 +18,8 @@
 //!   route, priority, remaining uses).
 //! - `GET /_protogate/mock/unmatched`: the most recent requests no stub
 //!   matched, with their method, route, request message and headers.
-//! - The request journal and scenarios ([`mock`]).
+//! - `/_protogate/mock/requests` and `/_protogate/mock/scenarios`: the
+//!   request journal and scenarios (`admin/mock.rs`).
 
 mod mock;
 
