@@ -168,3 +168,30 @@ async fn states_without_a_scenario_are_refused() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_calls_move_a_scenario_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "once.yaml",
+        "scenario: once\nrequired_state: Started\nnew_state: Taken\n\
+         method: library.v1.LibraryService.GetShelf\nresponse: {message: {theme: first}}\n",
+    );
+    let m = mock_with_stubs(dir.path(), "").await;
+    let calls = (0..16).map(|i| {
+        let url = format!("{}/v1/shelves/{i}", m.url());
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let first = answers.iter().filter(|a| a["theme"] == "first").count();
+    assert_eq!(first, 1, "check and move are one step: {answers:?}");
+    assert_eq!(state(&m).await[0]["state"], "Taken");
+}
