@@ -226,8 +226,12 @@ async fn maps_oneofs_recursion_and_field_behavior() {
     );
     // The oneof: at most one of its members; proto3 `optional` is no oneof.
     assert_eq!(
+        product["allOf"][0]["description"],
+        "Where it is sold: one of them.\n\n`channel`: at most one of `storeId`, `marketplaceUrl`."
+    );
+    assert_eq!(
         product["allOf"],
-        json!([{"oneOf": [
+        json!([{"description": product["allOf"][0]["description"], "oneOf": [
             {"required": ["storeId"]}, {"required": ["marketplaceUrl"]},
             {"not": {"anyOf": [{"required": ["storeId"]}, {"required": ["marketplaceUrl"]}]}},
         ]}])

@@ -214,7 +214,16 @@ impl<'a> Schemas<'a> {
             .map(|o| {
                 let names: Vec<String> =
                     o.fields().map(|f| self.json_name(&f).to_string()).collect();
-                at_most_one(&names)
+                let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                let mut text = format!("`{}`: at most one of {}.", o.name(), listed.join(", "));
+                if let Some(comment) = self.comments.get(&m.parent_file(), o.path()) {
+                    text = format!("{comment}\n\n{text}");
+                }
+                let mut schema = at_most_one(&names);
+                if let Value::Object(obj) = &mut schema {
+                    obj.insert("description".into(), text.into());
+                }
+                schema
             })
             .collect();
         if !oneofs.is_empty() {
