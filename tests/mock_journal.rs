@@ -182,3 +182,58 @@ async fn the_journal_is_bounded_and_counts_what_it_dropped() {
     let r = get(&off, JOURNAL).await.json();
     assert_eq!(r["requests"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_configuration_reload_keeps_the_journal() {
+    use protogate::descriptors::DescriptorSource;
+    use protogate::gateway::{Resources, Settings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    let yaml = |extra: &str| format!("mock:\n  enabled: true\n{extra}");
+    std::fs::write(&routes, yaml("  seed: 1\n")).unwrap();
+    let settings = Settings {
+        descriptors: vec![DescriptorSource::Path(common::descriptors_dir())],
+        routes: vec![routes.clone()],
+        watch: Some(false),
+        ..Settings::default()
+    };
+    let gw = common::start_live(settings, Resources::default()).await;
+    let client = reqwest::Client::new();
+    for i in 1..=3 {
+        let r = client
+            .get(format!("{}/v1/shelves/{i}", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let reload = || async {
+        let r = client
+            .post(format!("{}/_protogate/reload", gw.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    };
+    let entries = || async {
+        let r = client
+            .get(format!("{}{JOURNAL}", gw.admin))
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+
+    // Another seed: a new snapshot, the same journal.
+    std::fs::write(&routes, yaml("  seed: 2\n")).unwrap();
+    reload().await;
+    assert_eq!(entries().await["requests"].as_array().unwrap().len(), 3);
+    // A smaller bound drops the oldest, counted.
+    std::fs::write(&routes, yaml("  seed: 2\n  journal_max: 1\n")).unwrap();
+    reload().await;
+    let j = entries().await;
+    assert_eq!(j["max_entries"], 1);
+    assert_eq!(j["dropped"], 2);
+    assert_eq!(j["requests"][0]["request"]["name"], "shelves/3");
+}

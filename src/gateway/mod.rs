@@ -368,6 +368,7 @@ impl Gateway {
                 config.mock.stateful.iter().cloned().collect(),
                 MockOptions {
                     journal_max: config.mock.journal_max,
+                    journal: Some(resources.mock_journal()),
                     faults: Faults::new(config.mock.seed, config.mock.faults.clone(), &pool)
                         .map_err(StubError)?,
                 },

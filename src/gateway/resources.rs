@@ -20,6 +20,7 @@ use crate::limits::rate::RateBuckets;
 use crate::pipeline::shed::ShedLimits;
 use crate::pipeline::{Hook, Hooks};
 use crate::routing::rules::Route;
+use crate::upstream::mock::journal::Journal;
 use crate::upstream::mock::state::CrudStore;
 use crate::upstream::mock::stubs::{StubError, StubStore};
 use crate::upstream::resolve::{self, Resolve};
@@ -48,6 +49,8 @@ pub struct Resources {
     shed_limits: ShedLimits,
     /// The rate limits' buckets: an unchanged limit keeps them on reload.
     rate_buckets: RateBuckets,
+    /// The mock's request journal: a reload keeps what calls it recorded.
+    mock_journal: Arc<Journal>,
 }
 
 /// The stub store currently serving, and the one watch of its directory,
@@ -190,6 +193,11 @@ impl Resources {
                 store
             }
         }
+    }
+
+    /// The mock's request journal, the same for every snapshot.
+    pub(crate) fn mock_journal(&self) -> Arc<Journal> {
+        self.mock_journal.clone()
     }
 
     /// The stubs for a snapshot: loaded from `dir` against its descriptors

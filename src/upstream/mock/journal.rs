@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
@@ -49,11 +50,18 @@ struct Entry {
     fault: Option<Value>,
 }
 
-/// The journal; shared by every call of a mock backend.
+/// The journal; shared by every call of a mock backend, and kept across
+/// configuration reloads (it lives in the gateway's resources).
 #[derive(Debug)]
 pub struct Journal {
-    max: usize,
+    max: AtomicUsize,
     ring: Mutex<Ring>,
+}
+
+impl Default for Journal {
+    fn default() -> Journal {
+        Journal::new(DEFAULT_MAX_ENTRIES)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -71,8 +79,19 @@ impl Journal {
     /// A journal of at most `max` entries (0: off).
     pub fn new(max: usize) -> Journal {
         Journal {
-            max,
+            max: AtomicUsize::new(max),
             ring: Mutex::new(Ring::default()),
+        }
+    }
+
+    /// A new bound (a reload changed `mock.journal_max`): the oldest entries
+    /// over it are dropped and counted.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+        let mut ring = self.ring();
+        while ring.entries.len() > max {
+            ring.entries.pop_front();
+            ring.dropped += 1;
         }
     }
 
@@ -83,7 +102,8 @@ impl Journal {
 
     /// A call arrived: its entry, without its request yet.
     pub fn begin(&self, method: &MethodDescriptor, context: &CallContext) -> EntryId {
-        if self.max == 0 {
+        let max = self.max.load(Ordering::Relaxed);
+        if max == 0 {
             return EntryId(None);
         }
         let headers = context
@@ -98,7 +118,7 @@ impl Journal {
         let mut ring = self.ring();
         let id = ring.next_id;
         ring.next_id += 1;
-        if ring.entries.len() >= self.max {
+        while ring.entries.len() >= max {
             ring.entries.pop_front();
             ring.dropped += 1;
         }
@@ -201,7 +221,7 @@ impl Journal {
             .collect();
         json!({
             "requests": requests,
-            "max_entries": self.max,
+            "max_entries": self.max.load(Ordering::Relaxed),
             "dropped": ring.dropped,
         })
     }

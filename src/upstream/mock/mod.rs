@@ -68,7 +68,7 @@ struct Inner {
     state: Arc<CrudStore>,
     stateful: HashSet<String>,
     unmatched: Mutex<VecDeque<serde_json::Value>>,
-    journal: Journal,
+    journal: Arc<Journal>,
     faults: Faults,
 }
 
@@ -78,6 +78,9 @@ pub struct MockOptions {
     /// Entries the request journal keeps ([`journal::DEFAULT_MAX_ENTRIES`]
     /// when unset; 0 turns it off).
     pub journal_max: Option<usize>,
+    /// The journal to keep calls in (the one of the previous snapshot, so
+    /// that a reload keeps it); a new one when unset.
+    pub journal: Option<Arc<Journal>>,
     /// The global faults (`mock.faults`).
     pub faults: Faults,
 }
@@ -102,7 +105,8 @@ impl MockBackend {
         stateful: HashSet<String>,
         options: MockOptions,
     ) -> MockBackend {
-        let journal_max = options.journal_max.unwrap_or(journal::DEFAULT_MAX_ENTRIES);
+        let journal = options.journal.unwrap_or_default();
+        journal.set_max(options.journal_max.unwrap_or(journal::DEFAULT_MAX_ENTRIES));
         MockBackend {
             inner: Arc::new(Inner {
                 generator: Generator::new(seed).with_pool(&pool),
@@ -111,7 +115,7 @@ impl MockBackend {
                 state,
                 stateful,
                 unmatched: Mutex::new(VecDeque::new()),
-                journal: Journal::new(journal_max),
+                journal,
                 faults: options.faults,
             }),
         }
