@@ -15,7 +15,8 @@
 //! ```
 //!
 //! - `error`: the call answers the status instead of its answer.
-//! - `abort`: a stream sends `after` messages, then ends with the status.
+//! - `abort`: a stream sends `after` messages (all it has, when fewer),
+//!   then ends with the status instead of OK.
 //! - `reset`: the call fails as when the upstream's connection is reset
 //!   (UNAVAILABLE, "connection reset by the mock"), after `after` messages.
 //!   A Backend cannot drop the client's HTTP connection itself; this is the
