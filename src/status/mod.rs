@@ -4,100 +4,19 @@
 //! (google.rpc.Status in proto3 JSON). REST answers may take another
 //! configured shape (`errors:`, [`crate::error_format`]).
 
+mod codes; // the gRPC code tables: HTTP statuses, names, labels
+mod details; // google.rpc details: the messages the gateway writes, decoding upstream ones
+
 use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
-use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+use prost_reflect::DescriptorPool;
 use serde_json::json;
 use tonic::Code;
 
-/// The HTTP status for a gRPC code (the table grpc-gateway, Envoy and vanguard share).
-///
-/// ```
-/// use protogate::status::http_status;
-/// assert_eq!(http_status(tonic::Code::NotFound).as_u16(), 404);
-/// assert_eq!(http_status(tonic::Code::Cancelled).as_u16(), 499);
-/// ```
-pub fn http_status(code: Code) -> StatusCode {
-    let n = match code {
-        Code::Ok => 200,
-        Code::Cancelled => 499,
-        Code::Unknown => 500,
-        Code::InvalidArgument => 400,
-        Code::DeadlineExceeded => 504,
-        Code::NotFound => 404,
-        Code::AlreadyExists => 409,
-        Code::PermissionDenied => 403,
-        Code::ResourceExhausted => 429,
-        Code::FailedPrecondition => 400,
-        Code::Aborted => 409,
-        Code::OutOfRange => 400,
-        Code::Unimplemented => 501,
-        Code::Internal => 500,
-        Code::Unavailable => 503,
-        Code::DataLoss => 500,
-        Code::Unauthenticated => 401,
-    };
-    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-/// The canonical name of a gRPC code (`NOT_FOUND`), as google.rpc.Code
-/// spells it.
-///
-/// ```
-/// assert_eq!(protogate::status::code_name(tonic::Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
-/// ```
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// A gRPC code's name in lower snake case (`not_found`): metric label
-/// values, and the base of Connect's code names.
-///
-/// ```
-/// assert_eq!(protogate::status::code_label(tonic::Code::DeadlineExceeded), "deadline_exceeded");
-/// ```
-pub fn code_label(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "ok",
-        Code::Cancelled => "cancelled",
-        Code::Unknown => "unknown",
-        Code::InvalidArgument => "invalid_argument",
-        Code::DeadlineExceeded => "deadline_exceeded",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists => "already_exists",
-        Code::PermissionDenied => "permission_denied",
-        Code::ResourceExhausted => "resource_exhausted",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Aborted => "aborted",
-        Code::OutOfRange => "out_of_range",
-        Code::Unimplemented => "unimplemented",
-        Code::Internal => "internal",
-        Code::Unavailable => "unavailable",
-        Code::DataLoss => "data_loss",
-        Code::Unauthenticated => "unauthenticated",
-    }
-}
+pub use codes::{code_label, code_name, http_status};
+pub use details::{decode_details, rpc};
 
 /// One field violation for a `google.rpc.BadRequest` detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -562,101 +481,6 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs()
         .saturating_add(u64::from(wait.subsec_nanos() > 0))
         .max(1)
-}
-
-/// The few google.rpc messages the gateway writes itself, so that errors
-/// carry details whatever descriptors are loaded.
-pub mod rpc {
-    use bytes::Bytes;
-    use prost::Message;
-
-    /// `google.rpc.Status`.
-    #[derive(Clone, PartialEq, Message)]
-    pub struct Status {
-        /// The gRPC code.
-        #[prost(int32, tag = "1")]
-        pub code: i32,
-        /// The message.
-        #[prost(string, tag = "2")]
-        pub message: String,
-        /// The details.
-        #[prost(message, repeated, tag = "3")]
-        pub details: Vec<prost_types::Any>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    struct BadRequest {
-        #[prost(message, repeated, tag = "1")]
-        field_violations: Vec<FieldViolation>,
-    }
-
-    #[derive(Clone, PartialEq, Message)]
-    struct FieldViolation {
-        #[prost(string, tag = "1")]
-        field: String,
-        #[prost(string, tag = "2")]
-        description: String,
-    }
-
-    /// An encoded `google.rpc.Status` (code INVALID_ARGUMENT) whose one
-    /// detail is a `google.rpc.BadRequest` naming `field`.
-    pub fn bad_request(field: &str, description: &str) -> Bytes {
-        let detail = BadRequest {
-            field_violations: vec![FieldViolation {
-                field: field.to_string(),
-                description: description.to_string(),
-            }],
-        };
-        let status = Status {
-            code: tonic::Code::InvalidArgument as i32,
-            message: format!("{field}: {description}"),
-            details: vec![prost_types::Any {
-                type_url: "type.googleapis.com/google.rpc.BadRequest".into(),
-                value: detail.encode_to_vec(),
-            }],
-        };
-        status.encode_to_vec().into()
-    }
-}
-
-/// Decodes `grpc-status-details-bin` (a serialized google.rpc.Status) into
-/// its `details` in proto3 JSON.
-pub fn decode_details(pool: &DescriptorPool, raw: &[u8]) -> Vec<serde_json::Value> {
-    if raw.is_empty() {
-        return Vec::new();
-    }
-    let Some(desc) = pool.get_message_by_name("google.rpc.Status") else {
-        return Vec::new();
-    };
-    let Ok(status) = DynamicMessage::decode(desc, raw) else {
-        return Vec::new();
-    };
-    let Some(details) = status.get_field_by_name("details") else {
-        return Vec::new();
-    };
-    let Some(list) = details.as_list() else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(Value::as_message)
-        .map(|any| serde_json::to_value(any).unwrap_or_else(|_| raw_any(any)))
-        .collect()
-}
-
-/// An `Any` whose type is not in the pool: keep its bytes, base64.
-fn raw_any(any: &DynamicMessage) -> serde_json::Value {
-    let type_url = any
-        .get_field_by_name("type_url")
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let value = any
-        .get_field_by_name("value")
-        .and_then(|v| v.as_bytes().cloned())
-        .unwrap_or_default();
-    json!({
-        "@type": type_url,
-        "value": base64::engine::general_purpose::STANDARD.encode(&value),
-    })
 }
 
 #[cfg(test)]
