@@ -15,6 +15,8 @@ mod compression;
 pub mod errors;
 mod health;
 mod http2;
+mod http_rules;
+mod limits;
 mod merge;
 mod rate_limit_service;
 mod rate_limits;
@@ -24,6 +26,7 @@ mod service_backend;
 mod service_config;
 mod shedding;
 mod units;
+mod upstream;
 mod upstream_tls;
 
 pub use auth::{
@@ -32,7 +35,9 @@ pub use auth::{
 pub use balance::{BalancePolicy, EjectionConfig, EndpointsConfig, HealthCheckConfig, PoolConfig};
 pub use compression::{CompressionOptions, RestEncoding};
 pub use health::{HealthOptions, Unimplemented};
+pub use http_rules::{CustomPattern, HttpConfig, HttpRule};
 pub use http2::{ListenerHttp2, UpstreamHttp2};
+pub use limits::Limits;
 pub use rate_limit_service::{
     DEFAULT_RLS_TIMEOUT, DescriptorConfig, EntryConfig, EntryValue, FailureMode,
     RateLimitServiceConfig,
@@ -41,6 +46,7 @@ pub use rate_limits::{Rate, RateKey, RateLimitConfig};
 pub use retry::{RetryBudget, RetryCode, RetryConfig};
 pub use shedding::SheddingConfig;
 pub use units::{ByteSize, ConfigDuration, parse_duration};
+pub use upstream::{DEFAULT_CONNECTIONS, UpstreamConfig, validate_upstream_url};
 pub use upstream_tls::UpstreamTls;
 
 /// The whole routes.yaml file.
@@ -234,179 +240,6 @@ pub struct MockConfig {
     pub faults: Vec<crate::upstream::mock::faults::Fault>,
 }
 
-/// google.api.Http.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// The rules; a rule for a selector replaces that method's annotation.
-    #[serde(default)]
-    pub rules: Vec<HttpRule>,
-    /// Accepted for compatibility with google.api.Http; multi-segment
-    /// variables are then fully decoded.
-    #[serde(default, alias = "fullyDecodeReservedExpansion")]
-    pub fully_decode_reserved_expansion: bool,
-}
-
-/// google.api.HttpRule, in YAML (snake_case) or proto3 JSON (lowerCamel) form.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpRule {
-    /// The fully qualified method, e.g. `library.v1.LibraryService.GetBook`.
-    #[serde(default)]
-    pub selector: String,
-    /// `GET` template.
-    pub get: Option<String>,
-    /// `PUT` template.
-    pub put: Option<String>,
-    /// `POST` template.
-    pub post: Option<String>,
-    /// `DELETE` template.
-    pub delete: Option<String>,
-    /// `PATCH` template.
-    pub patch: Option<String>,
-    /// Any other HTTP method, or `*` for all.
-    pub custom: Option<CustomPattern>,
-    /// `""` (no body), `"*"` (all fields not bound by the path) or a top-level field.
-    #[serde(default)]
-    pub body: String,
-    /// A top-level response field to use as the HTTP body.
-    #[serde(default, alias = "responseBody")]
-    pub response_body: String,
-    /// More routes for the same method (one level deep).
-    #[serde(default, alias = "additionalBindings")]
-    pub additional_bindings: Vec<HttpRule>,
-}
-
-/// google.api.CustomHttpPattern.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomPattern {
-    /// The HTTP method, e.g. `HEAD`, or `*`.
-    pub kind: String,
-    /// The path template.
-    pub path: String,
-}
-
-impl HttpRule {
-    /// The (method, template) pairs this rule declares, ignoring additional bindings.
-    pub fn patterns(&self) -> Vec<(String, &str)> {
-        let mut out = Vec::new();
-        for (m, t) in [
-            ("GET", &self.get),
-            ("PUT", &self.put),
-            ("POST", &self.post),
-            ("DELETE", &self.delete),
-            ("PATCH", &self.patch),
-        ] {
-            if let Some(t) = t {
-                out.push((m.to_string(), t.as_str()));
-            }
-        }
-        if let Some(c) = &self.custom {
-            out.push((c.kind.clone(), c.path.as_str()));
-        }
-        out
-    }
-}
-
-/// One upstream gRPC server.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// `http://host:port` (h2c) or `https://host:port` (TLS).
-    pub url: String,
-    /// Fully qualified services it serves; empty = every service not served elsewhere.
-    #[serde(default)]
-    pub services: Vec<String>,
-    /// Default deadline of calls to this upstream.
-    pub timeout: Option<ConfigDuration>,
-    /// Load descriptors from this upstream by gRPC server reflection (at
-    /// startup, on reload and every `reload.reflection_interval`); the
-    /// services it lists are routed to it.
-    #[serde(default)]
-    pub reflection: bool,
-    /// Retries of failed calls (absent: none); see [`RetryConfig`].
-    pub retry: Option<RetryConfig>,
-    /// HTTP/2 connections to it, each carrying calls in turn (1: every call
-    /// multiplexed on one connection).
-    #[serde(default = "default_connections")]
-    pub connections: usize,
-    /// TLS settings of an `https://` upstream (trusted CAs, client
-    /// certificate, server name); see [`UpstreamTls`].
-    pub tls: Option<UpstreamTls>,
-    /// The `:authority` sent with every call instead of the URL's
-    /// `host:port` (a virtual host behind a proxy or mesh sidecar).
-    pub authority: Option<String>,
-    /// HTTP/2 settings of its connections (keepalive, windows, connect
-    /// timeout); see [`UpstreamHttp2`].
-    #[serde(default)]
-    pub http2: UpstreamHttp2,
-    /// `host:port` addresses to dial instead of resolving the URL's host.
-    #[serde(default)]
-    pub endpoints: Vec<String>,
-    /// How often the URL's host is resolved again (`0s`: once).
-    pub dns_refresh: Option<ConfigDuration>,
-    /// How calls pick an endpoint.
-    #[serde(default)]
-    pub balance: BalancePolicy,
-    /// Connections per endpoint.
-    #[serde(default)]
-    pub pool: PoolConfig,
-    /// Ejection of endpoints that keep failing calls.
-    #[serde(default)]
-    pub ejection: EjectionConfig,
-    /// Active health checks of every endpoint.
-    pub health_check: Option<HealthCheckConfig>,
-}
-
-impl UpstreamConfig {
-    /// Problems a load should refuse, each naming its field.
-    fn problems(&self, name: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        match validate_upstream_url(&self.url) {
-            Err(e) => out.push(format!("upstreams.{name}.url: {e}")),
-            Ok(uri) if uri.scheme_str() == Some("http") && self.tls.is_some() => out.push(format!(
-                "upstreams.{name}.tls: set, but {} is plaintext (h2c); use https://",
-                self.url
-            )),
-            Ok(_) => {}
-        }
-        if let Some(tls) = &self.tls {
-            out.extend(tls.problems(&format!("upstreams.{name}.tls")));
-        }
-        if let Some(a) = &self.authority
-            && a.parse::<http::uri::Authority>().is_err()
-        {
-            out.push(format!(
-                "upstreams.{name}.authority: {a:?} is not a host[:port]"
-            ));
-        }
-        out.extend(self.http2.problems(&format!("upstreams.{name}.http2")));
-        out.extend(self.endpoints().problems(&format!("upstreams.{name}")));
-        out
-    }
-
-    /// Its endpoint settings, gathered.
-    pub fn endpoints(&self) -> EndpointsConfig {
-        let defaults = EndpointsConfig::default();
-        EndpointsConfig {
-            endpoints: self.endpoints.clone(),
-            dns_refresh: self.dns_refresh.unwrap_or(defaults.dns_refresh),
-            balance: self.balance,
-            pool: self.pool.clone(),
-            ejection: self.ejection.clone(),
-            health_check: self.health_check.clone(),
-        }
-    }
-}
-
-/// HTTP/2 connections per upstream unless `connections:` says otherwise.
-pub const DEFAULT_CONNECTIONS: usize = 1;
-
-fn default_connections() -> usize {
-    DEFAULT_CONNECTIONS
-}
-
 /// How request and response JSON is mapped.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -464,62 +297,6 @@ impl Default for RoutingOptions {
         RoutingOptions {
             auto_map: true,
             strict: false,
-        }
-    }
-}
-
-/// Request limits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest accepted request body (bytes, or `4MiB`, `512KiB`, …).
-    pub max_body_bytes: ByteSize,
-    /// Largest accepted upstream response message.
-    pub max_response_bytes: ByteSize,
-    /// Deadline of calls with no `grpc-timeout` header and no configured timeout.
-    pub default_timeout: ConfigDuration,
-    /// Deepest nesting of client input: JSON values, query keys (`a.b.c`),
-    /// field mask paths. Every decoder checks it before recursing.
-    pub max_depth: usize,
-    /// Largest estimated memory a decoded request may take (413 beyond).
-    pub max_decoded_bytes: ByteSize,
-    /// Largest metadata sent upstream (name + value + 32 per entry, as
-    /// HTTP/2 counts it): 431 for REST, RESOURCE_EXHAUSTED for gRPC beyond.
-    pub max_metadata_bytes: ByteSize,
-    /// Largest request head (request line and headers) the listener reads:
-    /// 431 beyond.
-    pub max_header_bytes: ByteSize,
-    /// Longest wait for a request's head (on HTTP/1.1 keep-alive
-    /// connections, also the longest idle time between requests).
-    pub header_read_timeout: ConfigDuration,
-    /// Longest wait for the rest of a REST request body: a body shorter than
-    /// its Content-Length answers 408 instead of holding the request open.
-    pub body_read_timeout: ConfigDuration,
-    /// A connection with no request in flight for this long is closed.
-    pub idle_timeout: ConfigDuration,
-    /// Connections served at once; more wait to be accepted.
-    pub max_connections: usize,
-    /// The listener's HTTP/2 settings (keepalive, streams, windows); see
-    /// [`ListenerHttp2`].
-    pub http2: ListenerHttp2,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        let decode = crate::transcode::budget::DecodeLimits::default();
-        Limits {
-            max_body_bytes: ByteSize(4 * 1024 * 1024),
-            max_response_bytes: ByteSize(16 * 1024 * 1024),
-            default_timeout: ConfigDuration(Duration::from_secs(30)),
-            max_depth: decode.max_depth,
-            max_decoded_bytes: ByteSize(decode.max_decoded_bytes as u64),
-            max_metadata_bytes: ByteSize(crate::pipeline::DEFAULT_MAX_METADATA_BYTES as u64),
-            max_header_bytes: ByteSize(32 * 1024),
-            header_read_timeout: ConfigDuration(Duration::from_secs(10)),
-            body_read_timeout: ConfigDuration(Duration::from_secs(30)),
-            idle_timeout: ConfigDuration(Duration::from_secs(120)),
-            max_connections: 10_000,
-            http2: ListenerHttp2::default(),
         }
     }
 }
@@ -707,21 +484,6 @@ fn document(text: &str) -> Result<(Mapping, Option<Vec<String>>), String> {
     }
     let notices = service_config::translate(&mut doc)?;
     Ok((doc, Some(notices)))
-}
-
-/// Checks an upstream URL: `http://` or `https://` with a host and port.
-pub fn validate_upstream_url(url: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(format!("invalid URL {url:?}: scheme must be http or https")),
-    }
-    if uri.host().is_none() {
-        return Err(format!("invalid URL {url:?}: no host"));
-    }
-    Ok(uri)
 }
 
 #[cfg(test)]
