@@ -3,6 +3,8 @@
 //! builds a new snapshot beside the old one ([`crate::live`]); the
 //! long-lived parts both use live in [`Resources`].
 
+mod checks;
+mod hooks;
 mod resources;
 mod upstreams;
 
@@ -30,6 +32,8 @@ use crate::transcode::{RequestOptions, ResponseOptions};
 use crate::upstream::mock::faults::Faults;
 use crate::upstream::mock::stubs::StubError;
 use crate::upstream::mock::{MockBackend, MockOptions};
+use checks::{check_allow_list, check_services, check_timeout_selectors, forwarded_headers};
+use hooks::{auth_hook, global_limits_hook, rate_limits_hook};
 pub use resources::Resources;
 use upstreams::Upstreams;
 
@@ -545,39 +549,6 @@ fn method_targets(
     out
 }
 
-/// A `services:` glob that matches nothing is most likely a typo.
-fn check_allow_list(
-    pool: &DescriptorPool,
-    served: &descriptors::ServiceFilter,
-    errors: &mut Vec<RuleError>,
-) {
-    for pattern in served.patterns() {
-        let one = descriptors::ServiceFilter::new([pattern.as_str()]);
-        if !pool.services().any(|s| one.allows(&s)) {
-            errors.push(RuleError {
-                rule: format!("descriptors.services {pattern}"),
-                message: "matches no service in the descriptors".into(),
-            });
-        }
-    }
-}
-
-fn check_services(
-    pool: &DescriptorPool,
-    section: &str,
-    services: &[String],
-    errors: &mut Vec<RuleError>,
-) {
-    for s in services {
-        if pool.get_service_by_name(s).is_none() {
-            errors.push(RuleError {
-                rule: section.to_string(),
-                message: format!("service {s} is not in the descriptors"),
-            });
-        }
-    }
-}
-
 /// Most specific selector wins: `pkg.Service.Method`, then `pkg.Service.*`, then `*`.
 fn timeout_for(config: &Config, method: &prost_reflect::MethodDescriptor) -> Option<Duration> {
     let service = format!("{}.*", method.parent_service().full_name());
@@ -586,123 +557,4 @@ fn timeout_for(config: &Config, method: &prost_reflect::MethodDescriptor) -> Opt
         .iter()
         .find_map(|s| config.timeouts.get(*s))
         .map(|d| d.0)
-}
-
-/// The auth hook: every gRPC method and every route gets its requirement.
-fn auth_hook(
-    config: &crate::config::AuthConfig,
-    grpc_targets: &HashMap<String, Arc<Target>>,
-    table: &RouteTable,
-) -> Result<crate::auth::Auth, LoadError> {
-    use crate::auth::policy::Destination;
-    let methods = grpc_targets.iter().map(|(path, t)| Destination {
-        key: path,
-        method: t.method.full_name(),
-        route: None,
-    });
-    let routes = table.routes.iter().map(|r| Destination {
-        key: &r.key,
-        method: r.method.full_name(),
-        route: Some(&r.key),
-    });
-    let known: Vec<&str> = table.routes.iter().map(|r| r.key.as_str()).collect();
-    crate::auth::Auth::build(config, methods.chain(routes), &known).map_err(LoadError::Rules)
-}
-
-/// The rate-limit hook, when `rate_limits:` names any limit: every gRPC
-/// method and every route gets the limits that name it.
-fn rate_limits_hook(
-    config: &Config,
-    grpc_targets: &HashMap<String, Arc<Target>>,
-    route_targets: &[Arc<Target>],
-    table: &RouteTable,
-    resources: &Resources,
-) -> Result<Option<crate::limits::rate::RateLimits>, LoadError> {
-    let known: Vec<&str> = table.routes.iter().map(|r| r.key.as_str()).collect();
-    let targets = grpc_targets.values().chain(route_targets).map(|t| &**t);
-    crate::limits::rate::RateLimits::build(
-        &config.rate_limits,
-        targets,
-        &known,
-        resources.rate_buckets(),
-    )
-    .map_err(LoadError::Rules)
-}
-
-/// The global rate-limit hook, when `rate_limit_service:` is configured;
-/// its channel comes from `resources`, so an unchanged service keeps its
-/// connection across reloads.
-fn global_limits_hook(
-    config: &Config,
-    grpc_targets: &HashMap<String, Arc<Target>>,
-    route_targets: &[Arc<Target>],
-    table: &RouteTable,
-    resources: &Resources,
-) -> Result<Option<crate::limits::global::GlobalLimits>, LoadError> {
-    let Some(rls) = &config.rate_limit_service else {
-        return Ok(None);
-    };
-    let transport = crate::upstream::Transport {
-        tls: rls.tls.clone(),
-        ..Default::default()
-    };
-    // Its answers are a few bytes: the default response limit is plenty.
-    let max = usize::try_from(config.limits.max_response_bytes.0).unwrap_or(usize::MAX);
-    let channel = resources
-        .channel(&rls.url, max, &transport)
-        .map_err(|message| {
-            LoadError::Rules(vec![RuleError {
-                rule: "rate_limit_service.url".into(),
-                message,
-            }])
-        })?;
-    let known: Vec<&str> = table.routes.iter().map(|r| r.key.as_str()).collect();
-    let targets = grpc_targets.values().chain(route_targets).map(|t| &**t);
-    crate::limits::global::GlobalLimits::build(rls, channel, targets, &known)
-        .map(Some)
-        .map_err(LoadError::Rules)
-}
-
-fn check_timeout_selectors(pool: &DescriptorPool, config: &Config, errors: &mut Vec<RuleError>) {
-    let methods: BTreeSet<String> = pool
-        .services()
-        .flat_map(|s| {
-            s.methods()
-                .map(|m| m.full_name().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for sel in config.timeouts.keys() {
-        let ok = sel == "*"
-            || methods.contains(sel)
-            || sel
-                .strip_suffix(".*")
-                .is_some_and(|s| pool.get_service_by_name(s).is_some());
-        if !ok {
-            errors.push(RuleError {
-                rule: format!("timeouts.{sel}"),
-                message: "selector names no method or service in the descriptors".into(),
-            });
-        }
-    }
-}
-
-fn forwarded_headers(config: &Config, errors: &mut Vec<RuleError>) -> HashSet<HeaderName> {
-    let mut out = HashSet::new();
-    for h in DEFAULT_FORWARDED_HEADERS
-        .iter()
-        .copied()
-        .chain(config.headers.forward.iter().map(String::as_str))
-    {
-        match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
-            Ok(n) => {
-                out.insert(n);
-            }
-            Err(_) => errors.push(RuleError {
-                rule: "headers.forward".into(),
-                message: format!("{h:?} is not a valid header name"),
-            }),
-        }
-    }
-    out
 }
