@@ -39,6 +39,9 @@
 //! answer gets one id per element sent (`batch.rs`: `Publish`
 //! answers one `message_ids` entry per message).
 
+mod store; // resources by creation order and name, ids per collection
+mod support; // what the standard methods share
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -53,13 +56,16 @@ use prost_reflect::{
 };
 use tonic::Status;
 
-use super::batch::fill_ids;
-use super::custom::{Reference, copy_same_fields, references};
-use super::fields::{bool_field, int_field, set, string_field};
-use super::generate::{Generator, collection_id, snake_case};
-use super::mask::{apply_path, mask_paths};
-use super::resource_fields::{fits_pattern, resource_option};
-use super::standard::{NewResource, Standard, standard};
+use store::{Entry, Inner};
+use support::*;
+
+use crate::upstream::mock::batch::fill_ids;
+use crate::upstream::mock::custom::{Reference, copy_same_fields, references};
+use crate::upstream::mock::fields::{bool_field, int_field, set, string_field};
+use crate::upstream::mock::generate::{Generator, collection_id, snake_case};
+use crate::upstream::mock::mask::{apply_path, mask_paths};
+use crate::upstream::mock::resource_fields::{fits_pattern, resource_option};
+use crate::upstream::mock::standard::{NewResource, Standard, standard};
 
 /// Default and largest page of a List.
 const DEFAULT_PAGE_SIZE: usize = 10;
@@ -106,24 +112,6 @@ impl Default for CrudStore {
             ),
         }
     }
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    /// Creation order: every resource under the sequence number it got.
-    by_seq: BTreeMap<u64, Entry>,
-    by_name: HashMap<String, u64>,
-    last_seq: u64,
-    /// The last number handed out as an id under `{parent}/{collection}`.
-    last_id: HashMap<String, u64>,
-    /// The last id a batch answer handed out (see [`fill_ids`]).
-    last_batch_id: u64,
-}
-
-#[derive(Debug)]
-struct Entry {
-    name: String,
-    resource: DynamicMessage,
 }
 
 impl CrudStore {
@@ -551,189 +539,4 @@ impl CrudStore {
     }
 }
 
-impl Inner {
-    /// Stores a new resource called `name`, filling what it leaves unset;
-    /// ALREADY_EXISTS when the name is taken.
-    fn add(
-        &mut self,
-        res: &MessageDescriptor,
-        name: String,
-        mut resource: DynamicMessage,
-        request: &DynamicMessage,
-        generator: &Generator,
-        key: &[u8],
-    ) -> Result<DynamicMessage, Status> {
-        if self.by_name.contains_key(&name) {
-            return Err(Status::already_exists(format!(
-                "{} {name:?} already exists",
-                res.name()
-            )));
-        }
-        generator.fill_unset(&mut resource, request, &[key, name.as_bytes()].concat());
-        set(&mut resource, "name", Value::String(name.clone()));
-        stamp(&mut resource, &["create_time", "update_time"]);
-        self.insert(name, resource.clone());
-        Ok(resource)
-    }
-
-    fn insert(&mut self, name: String, resource: DynamicMessage) {
-        self.last_seq += 1;
-        self.by_name.insert(name.clone(), self.last_seq);
-        self.by_seq.insert(self.last_seq, Entry { name, resource });
-    }
-
-    fn remove(&mut self, seq: u64) -> Option<DynamicMessage> {
-        let entry = self.by_seq.remove(&seq)?;
-        self.by_name.remove(&entry.name);
-        Some(entry.resource)
-    }
-
-    /// The resource called `name`, when it is of type `res`.
-    fn find(&self, res: &MessageDescriptor, name: &str) -> Option<&Entry> {
-        let entry = self.by_seq.get(self.by_name.get(name)?)?;
-        (entry.resource.descriptor().full_name() == res.full_name()).then_some(entry)
-    }
-
-    /// `{prefix}/{n}` for the next number `n` nobody has taken.
-    fn free_name(&mut self, prefix: &str) -> String {
-        let last = self.last_id.entry(prefix.to_owned()).or_insert(0);
-        loop {
-            *last += 1;
-            let name = format!("{prefix}/{last}");
-            if !self.by_name.contains_key(&name) {
-                return name;
-            }
-        }
-    }
-}
-
-fn required_name(
-    request: &DynamicMessage,
-    field: &FieldDescriptor,
-    res: &MessageDescriptor,
-) -> Result<String, Status> {
-    let name = string_field(request, field.name()).unwrap_or_default();
-    if name.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "{} is required to find a {}",
-            field.name(),
-            res.name()
-        )));
-    }
-    Ok(name)
-}
-
-fn not_found(res: &MessageDescriptor, name: &str) -> Status {
-    Status::not_found(format!("{} {name:?} not found", res.name()))
-}
-
-/// Sets the named Timestamp fields that exist to now.
-fn stamp(msg: &mut DynamicMessage, fields: &[&str]) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    for name in fields {
-        let Some(f) = msg.descriptor().get_field_by_name(name) else {
-            continue;
-        };
-        let Kind::Message(ts) = f.kind() else {
-            continue;
-        };
-        if ts.full_name() != "google.protobuf.Timestamp" || f.is_list() {
-            continue;
-        }
-        let mut t = DynamicMessage::new(ts);
-        set(
-            &mut t,
-            "seconds",
-            Value::I64(i64::try_from(now.as_secs()).unwrap_or(i64::MAX)),
-        );
-        set(
-            &mut t,
-            "nanos",
-            Value::I32(i32::try_from(now.subsec_nanos()).unwrap_or(0)),
-        );
-        let _ = msg.try_set_field(&f, Value::Message(t));
-    }
-}
-
-/// Whether `name` sits directly under `parent` (all names when `parent` is
-/// empty; `-` matches any one segment, as in `shelves/-`).
-fn under(name: &str, parent: &str) -> bool {
-    let parent = parent.trim_matches('/');
-    if parent.is_empty() {
-        return true;
-    }
-    let segs: Vec<&str> = name.split('/').collect();
-    let want: Vec<&str> = parent.split('/').collect();
-    // A child of `parent` is `{parent}/{collection}/{id}`.
-    segs.len() == want.len() + 2 && want.iter().zip(&segs).all(|(w, s)| *w == "-" || w == s)
-}
-
-/// The resource as a message of `desc`: the same when the descriptors
-/// agree, re-decoded when the pool changed since it was stored.
-fn coerce(msg: &DynamicMessage, desc: &MessageDescriptor) -> DynamicMessage {
-    if &msg.descriptor() == desc {
-        return msg.clone();
-    }
-    DynamicMessage::decode(desc.clone(), msg.encode_to_vec().as_slice())
-        .unwrap_or_else(|_| DynamicMessage::new(desc.clone()))
-}
-
-/// A Delete's answer: Empty, the deleted resource, or a generated answer
-/// for any other output type.
-fn answer_delete(
-    method: &MethodDescriptor,
-    res: &MessageDescriptor,
-    deleted: Option<&DynamicMessage>,
-    request: &DynamicMessage,
-    generator: &Generator,
-    key: &[u8],
-) -> DynamicMessage {
-    let out = method.output();
-    if out.full_name() == res.full_name() {
-        return match deleted {
-            Some(d) => coerce(d, &out),
-            None => generator.respond(method, request, key),
-        };
-    }
-    if out.full_name() == "google.protobuf.Empty" {
-        return DynamicMessage::new(out);
-    }
-    generator.respond(method, request, key)
-}
-
 const TOKEN_PREFIX: &str = "crud1:";
-
-fn encode_token(seq: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{seq}"))
-}
-
-fn decode_token(token: &str) -> Option<u64> {
-    let raw = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).ok()?;
-    std::str::from_utf8(&raw)
-        .ok()?
-        .strip_prefix(TOKEN_PREFIX)?
-        .parse()
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn children_sit_two_segments_below_their_parent() {
-        assert!(under("shelves/1/books/2", "shelves/1"));
-        assert!(under("shelves/1/books/2", "shelves/-"));
-        assert!(under("shelves/1/books/2", ""));
-        assert!(!under("shelves/10/books/2", "shelves/1"));
-        assert!(!under("shelves/1", "shelves/1"));
-    }
-
-    #[test]
-    fn tokens_round_trip() {
-        assert_eq!(decode_token(&encode_token(17)), Some(17));
-        assert_eq!(decode_token("nope"), None);
-    }
-}
