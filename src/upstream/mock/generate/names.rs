@@ -22,7 +22,7 @@ use fake::uuid::UUIDv4;
 use rand_chacha::ChaCha8Rng;
 
 use super::formats::{domain_suffix, isbn13, lower_word, pick, rfc3339, sentence, title, token};
-use super::references::{fill, reference, resource_type};
+use super::references::{fill, resource_type};
 use super::resource::{fill_pattern, is_resource, pattern_or_default};
 use super::{Draw, Site};
 
@@ -452,60 +452,6 @@ impl Draw {
         }
     }
 }
-
-impl Draw {
-    /// A name the field's `google.api.resource_reference` asks for: the
-    /// referenced type's pattern (its parent's for a `child_type`), filled
-    /// with the request's bindings first.
-    fn referenced_name(&self, site: Site<'_>, rng: &mut ChaCha8Rng) -> Option<String> {
-        if let Some(value) = iam_value(site, rng) {
-            return Some(value);
-        }
-        let pattern = match reference(site.field?) {
-            Some(reference) => self.types.pattern_for(&reference)?,
-            // Unannotated, but named after one of the API's resource types.
-            None => self.types.pattern_named(site.name)?,
-        };
-        Some(fill(&pattern, &self.bindings, rng))
-    }
-}
-
-/// IAM's own forms: a binding's `members` (`user:alice@example.com`,
-/// `serviceAccount:…`, `group:…`, `domain:…`) and `role` (`roles/…`).
-fn iam_value(site: Site<'_>, rng: &mut ChaCha8Rng) -> Option<String> {
-    let owner = site.owner?.full_name();
-    if !owner.starts_with("google.iam.v1.") {
-        return None;
-    }
-    match site.name {
-        "member" | "exempted_member" => {
-            let who = lower_word(rng);
-            Some(match rng.random_range(0..4) {
-                0 => format!(
-                    "serviceAccount:{who}@{}.iam.gserviceaccount.com",
-                    lower_word(rng)
-                ),
-                1 => format!("group:{who}-team@example.com"),
-                2 => "domain:example.com".to_owned(),
-                _ => {
-                    let first: String = FirstName().fake_with_rng(rng);
-                    format!("user:{}@example.com", first.to_ascii_lowercase())
-                }
-            })
-        }
-        "role" => Some(pick(IAM_ROLES, rng).to_owned()),
-        _ => None,
-    }
-}
-
-/// Predefined roles a generated IAM binding grants.
-const IAM_ROLES: &[&str] = &[
-    "roles/viewer",
-    "roles/editor",
-    "roles/owner",
-    "roles/browser",
-    "roles/iam.securityReviewer",
-];
 
 /// What the keys of a map named `name` describe: the part after `_by_`
 /// (`price_by_currency`), the words before the last (`genre_counts`), or

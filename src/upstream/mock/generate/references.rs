@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, Value};
 use rand_chacha::ChaCha8Rng;
 
+use super::iam::iam_value;
 use super::names::snake_case;
 use super::resource::{pluralize, random_id};
+use super::{Draw, Site};
 
 /// Every resource type of a pool and its patterns (`{var}` form), in
 /// declaration order. Built once per pool (at load time for the mock).
@@ -263,6 +265,23 @@ fn with_declared(types: &ResourceTypes, ty: &str) -> Vec<String> {
 fn string_of(m: &DynamicMessage, field: &str) -> Option<String> {
     m.get_field_by_name(field)
         .and_then(|v| v.as_str().map(str::to_owned))
+}
+
+impl Draw {
+    /// A name the field's `google.api.resource_reference` asks for: the
+    /// referenced type's pattern (its parent's for a `child_type`), filled
+    /// with the request's bindings first.
+    pub(super) fn referenced_name(&self, site: Site<'_>, rng: &mut ChaCha8Rng) -> Option<String> {
+        if let Some(value) = iam_value(site, rng) {
+            return Some(value);
+        }
+        let pattern = match reference(site.field?) {
+            Some(reference) => self.types.pattern_for(&reference)?,
+            // Unannotated, but named after one of the API's resource types.
+            None => self.types.pattern_named(site.name)?,
+        };
+        Some(fill(&pattern, &self.bindings, rng))
+    }
 }
 
 #[cfg(test)]
