@@ -193,6 +193,44 @@ impl CallResponse {
     }
 }
 
+impl CallResponse {
+    /// Waits until a reply of at most one message is complete (its status
+    /// included) and replays it. A pass-through adapter that answers only
+    /// then writes headers, message and trailers in one go: one write and
+    /// one wake-up of the client instead of two or three, and no later for
+    /// the client, which acts on a unary reply only with its status. A
+    /// reply that turns out to stream is passed on from its second message.
+    pub async fn completed(self) -> CallResponse {
+        use futures_util::StreamExt;
+        let CallResponse {
+            metadata,
+            mut events,
+        } = self;
+        let mut seen = Vec::with_capacity(2);
+        let mut ended = true;
+        while let Some(event) = events.next().await {
+            let last = !matches!(event, Ok(CallEvent::Message(_)));
+            seen.push(event);
+            if last {
+                break;
+            }
+            if seen.len() > 1 {
+                ended = false;
+                break;
+            }
+        }
+        let replay = futures_util::stream::iter(seen);
+        CallResponse {
+            metadata,
+            events: if ended {
+                replay.boxed()
+            } else {
+                replay.chain(events).boxed()
+            },
+        }
+    }
+}
+
 /// Appends every entry of `from` to `into`.
 pub fn merge_metadata(into: &mut MetadataMap, from: MetadataMap) {
     let mut headers = std::mem::take(into).into_headers();

@@ -114,6 +114,7 @@ async fn serve(
         md_headers.remove(*h);
     }
     let limit = usize::try_from(gw.max_body_bytes).unwrap_or(usize::MAX);
+    let one_reply = !target.method.is_server_streaming();
     let response = exchange
         .dispatch(Dispatch {
             metadata: MetadataMap::from_headers(md_headers),
@@ -122,6 +123,11 @@ async fn serve(
             client_timeout: client_timeout(&parts.headers)?,
         })
         .await?;
+    let response = if one_reply {
+        response.completed().await
+    } else {
+        response
+    };
     Ok((response, MessageCompression::new(gw, respond)))
 }
 
