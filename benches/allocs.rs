@@ -30,9 +30,10 @@
 //!    table.
 //! 3. **The router alone**: `server::router` called directly on the main
 //!    thread (no listener, no hyper connection; the upstream client still
-//!    real), and its outer layers on their own (axum's `Router`,
-//!    `TraceLayer`, the request-id layers) around an empty fallback: what
-//!    each part of the stack costs per request.
+//!    real), and its outer layers on their own (axum's `Router`, then
+//!    tower-http's request-id layers with its `MakeRequestUuid`, for
+//!    reference: the gateway makes its ids more cheaply) around an empty
+//!    fallback: what each part of the stack costs per request.
 //!
 //! Not counted: logging and metrics (`protogate serve` installs a tracing
 //! subscriber and a metrics recorder; none is installed here). The counts do
@@ -594,13 +595,8 @@ fn router_only(warm: usize, n: usize, upstream: &str) -> Vec<Row> {
     let stacks = [
         ("axum Router + empty fallback", bare()),
         (
-            "  + TraceLayer",
-            bare().layer(tower_http::trace::TraceLayer::new_for_http()),
-        ),
-        (
-            "  + TraceLayer + request-id layers",
+            "  + request-id layers (MakeRequestUuid)",
             bare()
-                .layer(tower_http::trace::TraceLayer::new_for_http())
                 .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
                 .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
                     tower_http::request_id::MakeRequestUuid,

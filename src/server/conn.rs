@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use super::coalesce::Coalesced;
 use super::rewrite::{JsonErrors, RenderError};
 use super::tls::TlsListener;
 use crate::config::{Limits, ListenerHttp2};
@@ -253,15 +254,20 @@ async fn serve_io<IO>(
 {
     let activity = Arc::new(Activity::new());
     let service = TowerToHyperService::new(tracked(router, &activity, conn.peer, conn.client));
-    let io = TokioIo::new(JsonErrors::new(
-        io,
-        limits.max_header_bytes,
-        builders.errors.clone(),
-    ));
     if conn.h2 {
+        let io = TokioIo::new(JsonErrors::new(
+            Coalesced::new(io),
+            limits.max_header_bytes,
+            builders.errors.clone(),
+        ));
         let conn = builders.h2.serve_connection(io, service);
         drive(conn, |c| c.graceful_shutdown(), &activity, limits, stop).await;
     } else {
+        let io = TokioIo::new(JsonErrors::new(
+            io,
+            limits.max_header_bytes,
+            builders.errors.clone(),
+        ));
         let conn = builders.h1.serve_connection(io, service).with_upgrades();
         drive(conn, |c| c.graceful_shutdown(), &activity, limits, stop).await;
     }

@@ -2,10 +2,12 @@
 //! Every request reads the live snapshot once, at arrival, and keeps it to
 //! the end (see [`crate::live`]).
 
+mod coalesce;
 mod compress;
 pub mod conn;
 mod docs;
 mod openapi;
+mod request_id;
 mod rewrite;
 pub mod tls;
 
@@ -20,8 +22,7 @@ use axum::body::Body;
 use http::{Request, Response};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::admin;
 use crate::gateway::Gateway;
@@ -66,11 +67,10 @@ pub fn router(live: Arc<Live>) -> Router {
             }
         }
     })
-    .layer(TraceLayer::new_for_http())
     // Outermost: every request has an id (the client's, or a new UUID) that
     // its answer, the access log and the upstream (as metadata) all see.
     .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    .layer(SetRequestIdLayer::x_request_id(request_id::FastUuid))
 }
 
 /// Each request to its protocol's adapter: gRPC, gRPC-Web and Connect by
