@@ -60,6 +60,12 @@ pub struct JsonCost {
     pub objects: usize,
     /// Values of any kind (members and elements included).
     pub values: usize,
+    /// Whether some string could be a Timestamp or Duration that the decoder
+    /// accepts and the proto3 JSON mapping rejects
+    /// ([`super::strict::odd_time_text`]). Noted here because this scan reads
+    /// every byte anyway: when it is false the strict check need not read the
+    /// body a second time to look at the Timestamps and Durations it decoded.
+    pub odd_times: bool,
 }
 
 impl JsonCost {
@@ -103,19 +109,12 @@ pub fn check_json(
 
 fn scan(body: &[u8], max_depth: usize) -> Result<JsonCost, GatewayError> {
     let mut cost = JsonCost::default();
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut depth = 0usize;
     // Whether a value has started since the last `[`, `{`, `,` or `:`.
     let mut value_started = false;
-    for &b in body {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        i += 1;
         match b {
             b'{' | b'[' => {
                 depth += 1;
@@ -133,7 +132,11 @@ fn scan(body: &[u8], max_depth: usize) -> Result<JsonCost, GatewayError> {
             }
             b',' | b':' => value_started = false,
             b'"' => {
-                in_string = true;
+                let (end, escaped) = string_end(body, i);
+                if !cost.odd_times {
+                    cost.odd_times = super::strict::odd_time_text(&body[i..end], escaped);
+                }
+                i = end + 1;
                 if !value_started {
                     cost.values += 1;
                     value_started = true;
@@ -149,6 +152,54 @@ fn scan(body: &[u8], max_depth: usize) -> Result<JsonCost, GatewayError> {
         }
     }
     Ok(cost)
+}
+
+/// The index of the quote that closes the string whose text starts at
+/// `from` (`body.len()` when it is unterminated), and whether the string
+/// holds an escape. Strings are most of a typical body, so they are skipped
+/// eight bytes at a time while none of the eight is a quote or a backslash.
+fn string_end(body: &[u8], from: usize) -> (usize, bool) {
+    let mut escaped = false;
+    let mut i = from;
+    loop {
+        while let Some(chunk) = body.get(i..i + 8) {
+            // `get` gave exactly eight bytes; the fallback is never used.
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([b'"'; 8]));
+            if has_byte(word, b'"') | has_byte(word, b'\\') != 0 {
+                break;
+            }
+            i += 8;
+        }
+        match body.get(i) {
+            None => return (body.len(), escaped),
+            Some(b'"') => return (i, escaped),
+            Some(b'\\') => {
+                escaped = true;
+                i += 2;
+            }
+            Some(_) => i += 1,
+        }
+    }
+}
+
+/// Non-zero when one of the eight bytes of `word` is `byte` (the classic
+/// SWAR zero-byte test on `word` XOR `byte` repeated).
+fn has_byte(word: u64, byte: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// [`check_json`]'s scan without limits, for a caller that only wants to
+/// know what the body holds.
+pub fn json_cost(body: &[u8]) -> JsonCost {
+    // Without a depth limit the scan cannot fail; if it somehow did, the
+    // cost says "look again" rather than "nothing to see".
+    scan(body, usize::MAX).unwrap_or(JsonCost {
+        odd_times: true,
+        ..JsonCost::default()
+    })
 }
 
 /// A 400 naming the depth limit.
@@ -188,11 +239,46 @@ mod tests {
                 depth: 2,
                 objects: 2,
                 values: 12,
+                odd_times: false,
             }
         );
         assert_eq!(cost("[]").values, 1);
         assert_eq!(cost(r#""a\"b{""#).values, 1);
         assert_eq!(cost(r#""a\"b{""#).depth, 0);
+    }
+
+    #[test]
+    fn strings_end_at_their_closing_quote_wherever_it_falls() {
+        // Quotes and escapes at every offset around the eight-byte steps.
+        for n in 0..20 {
+            let text = "x".repeat(n);
+            assert_eq!(
+                string_end(format!("{text}\"").as_bytes(), 0),
+                (n, false),
+                "{n}"
+            );
+            let escaped = format!("{text}\\\"{text}\"");
+            assert_eq!(string_end(escaped.as_bytes(), 0), (2 * n + 2, true), "{n}");
+            // The array, the object, its key and its value, and two strings.
+            let body = format!(r#"["{text}", {{"k{text}": "\\"}}, "{text}"]"#);
+            assert_eq!(cost(&body).values, 6, "{body}");
+        }
+        assert_eq!(string_end(b"abc", 0), (3, false));
+        assert_eq!(string_end(b"abcdefghijk\\", 0), (12, true));
+        assert_eq!(cost(r#"["unterminated"#).values, 2);
+    }
+
+    #[test]
+    fn notes_timestamps_and_durations_the_decoder_would_change() {
+        let odd = |json: &str| cost(json).odd_times;
+        assert!(!odd(
+            r#"{"t": "2024-01-01T00:00:00Z", "d": "1.5s", "n": "books"}"#
+        ));
+        assert!(odd(r#"{"a": ["x", {"t": "2024-01-01T23:59:60Z"}]}"#));
+        assert!(odd(r#"{"d": "1.0000000001s"}"#));
+        assert!(odd(r#"{"d": "\u0031s"}"#));
+        assert!(!odd(r#"{"q": "say \"hi\""}"#));
+        assert!(json_cost(br#"{"d": "315576000001s"}"#).odd_times);
     }
 
     #[test]

@@ -8,11 +8,16 @@
 //! Text values (query parameters, path variables) are checked before they
 //! are parsed. JSON bodies are decoded first; then the message is walked for
 //! *suspects* — a 64-bit integer at exactly its type's limit, a float that
-//! is not finite, any Timestamp or Duration — and only when there is one is the body read again to check
-//! what the client really sent.
+//! is not finite, a Timestamp or Duration — and only when there is one is
+//! the body read again to check what the client really sent. Timestamps and
+//! Durations are common, so they are suspects only when the budget scan
+//! (which reads every byte before decoding) saw a string that could be one
+//! the decoder accepts and the mapping rejects ([`odd_time_text`]); a body
+//! whose Timestamps and Durations are all well formed is read once.
 
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
 
+use super::budget::JsonCost;
 use crate::status::GatewayError;
 
 /// Checks an RFC 3339 timestamp as proto3 JSON allows it:
@@ -138,17 +143,19 @@ pub fn check_non_finite(text: &str) -> Result<(), String> {
     }
 }
 
-/// One step from a message to a value inside it.
+/// One step from a message to a value inside it. A map key is borrowed from
+/// the message and spelled out only for a suspect's error: walking a map
+/// costs no allocation per entry.
 #[derive(Debug, Clone)]
-enum Step {
+enum Step<'m> {
     Field(FieldDescriptor),
     Index(usize),
-    Key(String),
+    Key(&'m MapKey),
 }
 
 /// A value the decoder may have changed, and where it is.
-struct Suspect {
-    path: Vec<Step>,
+struct Suspect<'m> {
+    path: Vec<Step<'m>>,
     kind: SuspectKind,
 }
 
@@ -161,9 +168,21 @@ enum SuspectKind {
 }
 
 /// Checks what a decoded JSON body's suspects really were in `body`;
-/// reads the body again only when there is a suspect.
+/// reads the body again only when there is a suspect. Scans `body` first;
+/// a caller that has scanned it already uses [`check_decoded_scanned`].
 pub fn check_decoded(msg: &DynamicMessage, body: &[u8], prefix: &str) -> Result<(), GatewayError> {
-    let suspects = suspects(msg);
+    check_decoded_scanned(msg, body, prefix, &super::budget::json_cost(body))
+}
+
+/// [`check_decoded`] for a body the budget scan has read (`cost`): its
+/// Timestamps and Durations are looked at only if the scan saw an odd one.
+pub fn check_decoded_scanned(
+    msg: &DynamicMessage,
+    body: &[u8],
+    prefix: &str,
+    cost: &JsonCost,
+) -> Result<(), GatewayError> {
+    let suspects = suspects(msg, cost.odd_times);
     if suspects.is_empty() {
         return Ok(());
     }
@@ -179,19 +198,61 @@ pub fn check_decoded_json(
     json: &serde_json::Value,
     prefix: &str,
 ) -> Result<(), GatewayError> {
-    check_suspects(msg, json, suspects(msg), prefix)
+    check_suspects(msg, json, suspects(msg, true), prefix)
 }
 
-fn suspects(msg: &DynamicMessage) -> Vec<Suspect> {
+/// Whether a JSON string, given as its raw text between the quotes
+/// (`escaped` when it holds a backslash escape), could be a Timestamp or
+/// Duration that prost-reflect accepts and [`check_timestamp`] or
+/// [`check_duration`] rejects. It must never say no to one of those (the
+/// check would be skipped); a yes costs only a second read of the body.
+///
+/// What prost-reflect accepts bounds the candidates: a Timestamp starts
+/// `DDDD-DD-DDT` (its strict RFC 3339 check), a Duration is
+/// `-?digits[.digits]s` (prost-types' parser). An escape could spell any
+/// character, so an escaped string that may start with a digit or `-` is
+/// taken as odd (rare in practice); other escapes spell characters no
+/// Timestamp or Duration holds.
+///
+/// ```
+/// use protogate::transcode::strict::odd_time_text;
+/// assert!(!odd_time_text(b"2024-02-29T23:59:59.5Z", false));
+/// assert!(odd_time_text(b"2024-02-29T23:59:60Z", false));
+/// assert!(!odd_time_text(b"1.5s", false));
+/// assert!(odd_time_text(b"1.0000000001s", false));
+/// assert!(!odd_time_text(b"books", false));
+/// ```
+pub fn odd_time_text(raw: &[u8], escaped: bool) -> bool {
+    match raw {
+        [b'0'..=b'9' | b'-', ..] if escaped => true,
+        [b'\\', b'u', ..] => true,
+        [b'0'..=b'9' | b'-', ..] => {
+            let Ok(text) = std::str::from_utf8(raw) else {
+                // Not UTF-8: the decoder refuses the body anyway.
+                return false;
+            };
+            let timestamp = raw.get(4) == Some(&b'-') && raw.get(10) == Some(&b'T');
+            let duration = raw.last() == Some(&b's')
+                && raw[..raw.len() - 1]
+                    .iter()
+                    .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'.'));
+            (timestamp && check_timestamp(text).is_err())
+                || (duration && check_duration(text).is_err())
+        }
+        _ => false,
+    }
+}
+
+fn suspects(msg: &DynamicMessage, times: bool) -> Vec<Suspect<'_>> {
     let mut out = Vec::new();
-    collect(msg, &mut Vec::new(), &mut out);
+    collect(msg, times, &mut Vec::new(), &mut out);
     out
 }
 
 fn check_suspects(
     msg: &DynamicMessage,
     json: &serde_json::Value,
-    suspects: Vec<Suspect>,
+    suspects: Vec<Suspect<'_>>,
     prefix: &str,
 ) -> Result<(), GatewayError> {
     for s in suspects {
@@ -205,15 +266,26 @@ fn check_suspects(
     Ok(())
 }
 
-fn collect(msg: &DynamicMessage, path: &mut Vec<Step>, out: &mut Vec<Suspect>) {
+/// Walks `msg` for suspects; Timestamps and Durations only when `times`.
+fn collect<'m>(
+    msg: &'m DynamicMessage,
+    times: bool,
+    path: &mut Vec<Step<'m>>,
+    out: &mut Vec<Suspect<'m>>,
+) {
     for (field, value) in msg.fields() {
         path.push(Step::Field(field.clone()));
         match value {
             Value::List(items) => {
-                for (i, v) in items.iter().enumerate() {
-                    path.push(Step::Index(i));
-                    collect_value(&field.kind(), v, path, out);
-                    path.pop();
+                let kind = field.kind();
+                // A long list of strings (or of anything else that cannot
+                // be a suspect) is skipped, not walked.
+                if may_hold_suspects(&kind, times) {
+                    for (i, v) in items.iter().enumerate() {
+                        path.push(Step::Index(i));
+                        collect_value(&kind, v, times, path, out);
+                        path.pop();
+                    }
                 }
             }
             Value::Map(entries) => {
@@ -221,29 +293,61 @@ fn collect(msg: &DynamicMessage, path: &mut Vec<Step>, out: &mut Vec<Suspect>) {
                     Kind::Message(entry) => entry.map_entry_value_field().kind(),
                     other => other,
                 };
-                for (k, v) in entries {
-                    path.push(Step::Key(map_key_text(k)));
-                    collect_value(&value_kind, v, path, out);
-                    path.pop();
+                if may_hold_suspects(&value_kind, times) {
+                    for (k, v) in entries {
+                        path.push(Step::Key(k));
+                        collect_value(&value_kind, v, times, path, out);
+                        path.pop();
+                    }
                 }
             }
-            v => collect_value(&field.kind(), v, path, out),
+            v => collect_value(&field.kind(), v, times, path, out),
         }
         path.pop();
     }
 }
 
-fn collect_value(kind: &Kind, v: &Value, path: &mut Vec<Step>, out: &mut Vec<Suspect>) {
+/// Whether a value of `kind` can be, or hold, a suspect: a 64-bit integer,
+/// a float, a message (other than a Timestamp or Duration unless `times`).
+fn may_hold_suspects(kind: &Kind, times: bool) -> bool {
+    match kind {
+        Kind::Int64
+        | Kind::Sint64
+        | Kind::Sfixed64
+        | Kind::Uint64
+        | Kind::Fixed64
+        | Kind::Float
+        | Kind::Double => true,
+        Kind::Message(m) => {
+            times
+                || !matches!(
+                    m.full_name(),
+                    "google.protobuf.Timestamp" | "google.protobuf.Duration"
+                )
+        }
+        _ => false,
+    }
+}
+
+fn collect_value<'m>(
+    kind: &Kind,
+    v: &'m Value,
+    times: bool,
+    path: &mut Vec<Step<'m>>,
+    out: &mut Vec<Suspect<'m>>,
+) {
     let kind = match (kind, v) {
         (_, Value::I64(n)) if *n == i64::MAX || *n == i64::MIN => Some(SuspectKind::Int64),
         (_, Value::U64(n)) if *n == u64::MAX => Some(SuspectKind::Uint64),
         (_, Value::F32(x)) if !x.is_finite() => Some(SuspectKind::NonFinite),
         (_, Value::F64(x)) if !x.is_finite() => Some(SuspectKind::NonFinite),
         (Kind::Message(m), Value::Message(inner)) => match m.full_name() {
-            "google.protobuf.Timestamp" => Some(SuspectKind::Timestamp),
-            "google.protobuf.Duration" => Some(SuspectKind::Duration),
+            // Their fields are plain numbers the decoder computed, never
+            // suspects of their own.
+            "google.protobuf.Timestamp" => times.then_some(SuspectKind::Timestamp),
+            "google.protobuf.Duration" => times.then_some(SuspectKind::Duration),
             _ => {
-                collect(inner, path, out);
+                collect(inner, times, path, out);
                 None
             }
         },
@@ -273,7 +377,7 @@ fn map_key_text(k: &MapKey) -> String {
 fn locate<'a>(
     json: &'a serde_json::Value,
     root: &DynamicMessage,
-    path: &[Step],
+    path: &[Step<'_>],
 ) -> Option<&'a serde_json::Value> {
     let mut current = json;
     let mut container = Some(root.descriptor());
@@ -292,7 +396,7 @@ fn locate<'a>(
                 }
             }
             Step::Index(i) => current.as_array()?.get(*i)?,
-            Step::Key(k) => current.as_object()?.get(k)?,
+            Step::Key(k) => current.as_object()?.get(&map_key_text(k))?,
         };
     }
     Some(current)
@@ -314,7 +418,7 @@ fn verify(kind: &SuspectKind, value: &serde_json::Value) -> Result<(), String> {
     }
 }
 
-fn display(prefix: &str, path: &[Step]) -> String {
+fn display(prefix: &str, path: &[Step<'_>]) -> String {
     let mut out = prefix.to_string();
     for step in path {
         match step {
@@ -325,7 +429,7 @@ fn display(prefix: &str, path: &[Step]) -> String {
                 out.push_str(f.json_name());
             }
             Step::Index(i) => out.push_str(&format!("[{i}]")),
-            Step::Key(k) => out.push_str(&format!("[{k:?}]")),
+            Step::Key(k) => out.push_str(&format!("[{:?}]", map_key_text(k))),
         }
     }
     out
@@ -361,6 +465,51 @@ mod tests {
         ] {
             assert!(check_timestamp(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Every Timestamp or Duration string prost-reflect accepts and the
+    /// checks reject is one the budget scan notes, so skipping the look
+    /// at Timestamps and Durations when it noted none loses nothing.
+    #[test]
+    fn odd_times_are_noted_wherever_the_decoder_lets_them_through() {
+        let pool = crate::descriptors::example_pool();
+        let book = pool.get_message_by_name("library.v1.Book").expect("Book");
+        let cases = [
+            ("publishTime", "2024-01-01T23:59:60Z"),
+            ("publishTime", "2024-01-01T00:00:00.1234567891Z"),
+            ("publishTime", "2023-02-29T00:00:00Z"),
+            ("publishTime", "2024-01-01T00:00:00+24:00"),
+            ("readTime", "1.0000000001s"),
+            ("readTime", "315576000001s"),
+            ("readTime", "-315576000001s"),
+        ];
+        let mut let_through = 0;
+        for (field, text) in cases {
+            let body = format!(r#"{{"{field}": "{text}"}}"#);
+            let Ok(msg) = DynamicMessage::deserialize(
+                book.clone(),
+                &mut serde_json::Deserializer::from_str(&body),
+            ) else {
+                continue;
+            };
+            let_through += 1;
+            assert!(odd_time_text(text.as_bytes(), false), "{text}");
+            let err = check_decoded(&msg, body.as_bytes(), "book").unwrap_err();
+            assert!(err.to_string().contains(&format!("book.{field}")), "{err}");
+        }
+        // The decoder lets some through, or this test would pin nothing.
+        assert!(let_through >= 2, "{let_through}");
+
+        let good = r#"{"publishTime": "2024-01-01T00:00:00Z", "readTime": "1.5s"}"#;
+        let msg = DynamicMessage::deserialize(
+            book.clone(),
+            &mut serde_json::Deserializer::from_str(good),
+        )
+        .expect("good book");
+        let cost = crate::transcode::budget::json_cost(good.as_bytes());
+        assert!(!cost.odd_times);
+        assert!(suspects(&msg, cost.odd_times).is_empty());
+        assert!(check_decoded(&msg, good.as_bytes(), "book").is_ok());
     }
 
     #[test]
