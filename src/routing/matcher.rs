@@ -26,6 +26,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use http::Method;
 use percent_encoding::percent_decode_str;
+use smallvec::SmallVec;
 
 use super::template::{PathTemplate, Segment};
 
@@ -130,6 +131,22 @@ struct VarBinding {
 
 /// One request path segment: raw (as sent) and fully decoded (for
 /// literals); decoding borrows unless the segment holds a `%`.
+/// Path segments kept on the stack (longer paths spill to the heap).
+const INLINE_SEGMENTS: usize = 8;
+
+/// Which path segments each template segment took, while searching.
+type Spans = SmallVec<[(usize, usize); INLINE_SEGMENTS]>;
+
+/// `first` through `last`, two segments of `path` (slices of it), as the
+/// one slice of `path` they span with the `/`s between them: a variable
+/// over several segments binds without joining them into a new string.
+fn contiguous<'p>(path: &'p str, first: &str, last: &str) -> Option<&'p str> {
+    let base = path.as_ptr() as usize;
+    let start = (first.as_ptr() as usize).checked_sub(base)?;
+    let end = (last.as_ptr() as usize + last.len()).checked_sub(base)?;
+    path.get(start..end)
+}
+
 struct PathSegment<'a> {
     raw: &'a str,
     decoded: Cow<'a, str>,
@@ -211,13 +228,13 @@ impl Matcher {
             return Err(MatchError::NotFound);
         };
         // `/` has no segments: only the root template and `/**` match it.
-        let mut raw: Vec<&str> = match rest {
-            "" => Vec::new(),
+        let mut raw: SmallVec<[&str; INLINE_SEGMENTS]> = match rest {
+            "" => SmallVec::new(),
             _ => rest.split('/').collect(),
         };
         let verb = self.split_verb(&mut raw);
         let mut allowed = BTreeSet::new();
-        if let Some(hit) = self.attempt(method, &raw, verb, &mut allowed)? {
+        if let Some(hit) = self.attempt(method, rest, &raw, verb, &mut allowed)? {
             return Ok(hit);
         }
         if allowed.is_empty() {
@@ -247,18 +264,19 @@ impl Matcher {
     fn attempt(
         &self,
         method: &Method,
+        path: &str,
         raw: &[&str],
         verb: Option<&str>,
         allowed: &mut BTreeSet<String>,
     ) -> Result<Option<RouteMatch>, MatchError> {
-        let segs: Vec<PathSegment<'_>> = raw
+        let segs: SmallVec<[PathSegment<'_>; INLINE_SEGMENTS]> = raw
             .iter()
             .map(|r| PathSegment {
                 raw: r,
                 decoded: percent_decode_str(r).decode_utf8_lossy(),
             })
             .collect();
-        let mut spans = Vec::with_capacity(segs.len());
+        let mut spans = Spans::new();
         let mut search = Search {
             segs: &segs,
             verb,
@@ -266,7 +284,7 @@ impl Matcher {
             allowed,
         };
         match search.walk(&self.root, 0, &mut spans) {
-            Some(route) => self.bind(route, &segs, &spans).map(Some),
+            Some(route) => self.bind(route, path, &segs, &spans).map(Some),
             None => Ok(None),
         }
     }
@@ -274,6 +292,7 @@ impl Matcher {
     fn bind(
         &self,
         route: usize,
+        path: &str,
         segs: &[PathSegment<'_>],
         spans: &[(usize, usize)],
     ) -> Result<RouteMatch, MatchError> {
@@ -285,6 +304,11 @@ impl Matcher {
             let joined;
             let raw = if to == from + 1 {
                 segs[from].raw
+            } else if let Some(run) = (to > from)
+                .then(|| contiguous(path, segs[from].raw, segs[to - 1].raw))
+                .flatten()
+            {
+                run
             } else {
                 joined = segs[from..to]
                     .iter()
@@ -340,7 +364,7 @@ impl Search<'_, '_> {
     /// Depth-first in precedence order: literal, `*`, then `**`.
     /// `spans[k]` is the range of path segments template segment `k`
     /// consumed.
-    fn walk(&mut self, node: &Node, i: usize, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
+    fn walk(&mut self, node: &Node, i: usize, spans: &mut Spans) -> Option<usize> {
         if i == self.segs.len() {
             return self.at_end(node, spans);
         }
@@ -369,7 +393,7 @@ impl Search<'_, '_> {
     }
 
     /// Template segment matched path segment `i`; walk on from `child`.
-    fn step(&mut self, child: &Node, i: usize, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
+    fn step(&mut self, child: &Node, i: usize, spans: &mut Spans) -> Option<usize> {
         spans.push((i, i + 1));
         let found = self.walk(child, i + 1, spans);
         if found.is_none() {
@@ -380,7 +404,7 @@ impl Search<'_, '_> {
 
     /// The path is used up at `node`: its own route, else a `**` child
     /// matching nothing (so `/v1/**` answers `/v1`).
-    fn at_end(&mut self, node: &Node, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
+    fn at_end(&mut self, node: &Node, spans: &mut Spans) -> Option<usize> {
         if let Some(r) = self.end(node) {
             return Some(r);
         }
@@ -398,12 +422,7 @@ impl Search<'_, '_> {
     /// shortest run of segments after which the rest of a template
     /// matches wins; the whole rest of the path comes last. A loop, not
     /// recursion, so a path of many segments cannot exhaust the stack.
-    fn within_multi(
-        &mut self,
-        node: &Node,
-        from: usize,
-        spans: &mut Vec<(usize, usize)>,
-    ) -> Option<usize> {
+    fn within_multi(&mut self, node: &Node, from: usize, spans: &mut Spans) -> Option<usize> {
         let segs = self.segs;
         for (j, seg) in segs.iter().enumerate().skip(from + 1) {
             if let Some(last) = spans.last_mut() {
