@@ -274,36 +274,52 @@ fn collect<'m>(
     out: &mut Vec<Suspect<'m>>,
 ) {
     for (field, value) in msg.fields() {
+        // Only what can be or hold a suspect is stepped into: a step costs a
+        // descriptor clone, and most fields are strings and small numbers.
+        let kind = match value {
+            Value::List(_) => field.kind(),
+            Value::Map(_) => match field.kind() {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other,
+            },
+            Value::Message(_) => field.kind(),
+            v if scalar_suspect(v).is_some() => field.kind(),
+            _ => continue,
+        };
         path.push(Step::Field(field.clone()));
         match value {
-            Value::List(items) => {
-                let kind = field.kind();
-                // A long list of strings (or of anything else that cannot
-                // be a suspect) is skipped, not walked.
-                if may_hold_suspects(&kind, times) {
-                    for (i, v) in items.iter().enumerate() {
-                        path.push(Step::Index(i));
-                        collect_value(&kind, v, times, path, out);
-                        path.pop();
-                    }
+            // A long list or map of strings (or of anything else that
+            // cannot be a suspect) is skipped, not walked.
+            Value::List(items) if may_hold_suspects(&kind, times) => {
+                for (i, v) in items.iter().enumerate() {
+                    path.push(Step::Index(i));
+                    collect_value(&kind, v, times, path, out);
+                    path.pop();
                 }
             }
-            Value::Map(entries) => {
-                let value_kind = match field.kind() {
-                    Kind::Message(entry) => entry.map_entry_value_field().kind(),
-                    other => other,
-                };
-                if may_hold_suspects(&value_kind, times) {
-                    for (k, v) in entries {
-                        path.push(Step::Key(k));
-                        collect_value(&value_kind, v, times, path, out);
-                        path.pop();
-                    }
+            Value::Map(entries) if may_hold_suspects(&kind, times) => {
+                for (k, v) in entries {
+                    path.push(Step::Key(k));
+                    collect_value(&kind, v, times, path, out);
+                    path.pop();
                 }
             }
-            v => collect_value(&field.kind(), v, times, path, out),
+            Value::List(_) | Value::Map(_) => {}
+            v => collect_value(&kind, v, times, path, out),
         }
         path.pop();
+    }
+}
+
+/// What a plain value is suspected of, if anything: a 64-bit integer at
+/// its type's limit (where the decoder clamps), a float that is not finite.
+fn scalar_suspect(v: &Value) -> Option<SuspectKind> {
+    match v {
+        Value::I64(n) if *n == i64::MAX || *n == i64::MIN => Some(SuspectKind::Int64),
+        Value::U64(n) if *n == u64::MAX => Some(SuspectKind::Uint64),
+        Value::F32(x) if !x.is_finite() => Some(SuspectKind::NonFinite),
+        Value::F64(x) if !x.is_finite() => Some(SuspectKind::NonFinite),
+        _ => None,
     }
 }
 
@@ -337,10 +353,6 @@ fn collect_value<'m>(
     out: &mut Vec<Suspect<'m>>,
 ) {
     let kind = match (kind, v) {
-        (_, Value::I64(n)) if *n == i64::MAX || *n == i64::MIN => Some(SuspectKind::Int64),
-        (_, Value::U64(n)) if *n == u64::MAX => Some(SuspectKind::Uint64),
-        (_, Value::F32(x)) if !x.is_finite() => Some(SuspectKind::NonFinite),
-        (_, Value::F64(x)) if !x.is_finite() => Some(SuspectKind::NonFinite),
         (Kind::Message(m), Value::Message(inner)) => match m.full_name() {
             // Their fields are plain numbers the decoder computed, never
             // suspects of their own.
@@ -351,7 +363,7 @@ fn collect_value<'m>(
                 None
             }
         },
-        _ => None,
+        _ => scalar_suspect(v),
     };
     if let Some(kind) = kind {
         out.push(Suspect {
