@@ -245,8 +245,43 @@ pub fn odd_time_text(raw: &[u8], escaped: bool) -> bool {
 
 fn suspects(msg: &DynamicMessage, times: bool) -> Vec<Suspect<'_>> {
     let mut out = Vec::new();
-    collect(msg, times, &mut Vec::new(), &mut out);
+    // Most bodies have no suspect: a walk that keeps no path (and allocates
+    // nothing) says so; only a body with one is walked again to say where.
+    if has_suspect(msg, times) {
+        collect(msg, times, &mut Vec::new(), &mut out);
+    }
     out
+}
+
+/// Whether [`collect`] would find anything in `msg`.
+fn has_suspect(msg: &DynamicMessage, times: bool) -> bool {
+    msg.fields().any(|(field, value)| match value {
+        Value::List(items) => {
+            let kind = field.kind();
+            may_hold_suspects(&kind, times) && items.iter().any(|v| is_or_holds(&kind, v, times))
+        }
+        Value::Map(entries) => {
+            let kind = match field.kind() {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other,
+            };
+            may_hold_suspects(&kind, times)
+                && entries.values().any(|v| is_or_holds(&kind, v, times))
+        }
+        Value::Message(_) => is_or_holds(&field.kind(), value, times),
+        v => scalar_suspect(v).is_some(),
+    })
+}
+
+/// Whether a value of `kind` is a suspect or holds one.
+fn is_or_holds(kind: &Kind, v: &Value, times: bool) -> bool {
+    match (kind, v) {
+        (Kind::Message(m), Value::Message(inner)) => match m.full_name() {
+            "google.protobuf.Timestamp" | "google.protobuf.Duration" => times,
+            _ => has_suspect(inner, times),
+        },
+        _ => scalar_suspect(v).is_some(),
+    }
 }
 
 fn check_suspects(
@@ -266,7 +301,8 @@ fn check_suspects(
     Ok(())
 }
 
-/// Walks `msg` for suspects; Timestamps and Durations only when `times`.
+/// Walks `msg` for suspects, with the path to each; Timestamps and
+/// Durations only when `times`.
 fn collect<'m>(
     msg: &'m DynamicMessage,
     times: bool,
