@@ -603,7 +603,10 @@ fn a_verb_holding_a_colon() {
 #[test]
 fn long_paths_bind_whole_past_the_inline_segments() {
     let m = matcher(&[("GET", "/v1/{name=files/**}:read")]);
-    let deep = (0..20).map(|i| format!("d{i}")).collect::<Vec<_>>().join("/");
+    let deep = (0..20)
+        .map(|i| format!("d{i}"))
+        .collect::<Vec<_>>()
+        .join("/");
     assert_eq!(
         hit(&m, "GET", &format!("/v1/files/{deep}:read")),
         (0, vec![format!("files/{deep}")])
