@@ -67,6 +67,9 @@ use protogate::transcode::validate::check_message;
 use protogate::transcode::{RequestInput, build_request, render_response};
 use tower::ServiceExt;
 
+mod common;
+use common::{CREATE_BOOK_BODY, FULL_BOOK_JSON};
+
 #[allow(dead_code, unused_imports, clippy::all)]
 #[path = "../examples/library_server/backend.rs"]
 mod backend;
@@ -273,52 +276,6 @@ fn measure<R>(warm: usize, n: usize, f: impl FnMut() -> R) -> ([Stat; ROLES], Si
 
 // ---------------------------------------------------------------------------
 // In process.
-
-/// A CreateBook body (the `book` field) using every field type of `Book`
-/// (the one `benches/transcode.rs` uses).
-const CREATE_BOOK_BODY: &str = r#"{
-  "title": "The Dispossessed",
-  "authors": ["Ursula K. Le Guin"],
-  "genre": "FICTION",
-  "pageCount": "387",
-  "publishTime": "1974-05-01T00:00:00Z",
-  "readTime": "39600s",
-  "labels": {"series": "hainish", "language": "en", "award": "hugo"},
-  "publisher": {
-    "name": "Harper & Row",
-    "email": "rights@harperandrow.example",
-    "website": "https://harperandrow.example",
-    "country": "US"
-  },
-  "price": 15.99,
-  "available": true,
-  "isbn": "978-0-06-051275-3",
-  "coverThumbnail": "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFTEMLQkAcPw/wQ0x8BIAAAAASUVORK5CYII=",
-  "rating": 5
-}"#;
-
-/// The full `Book` an upstream answers GetBook with.
-const FULL_BOOK_JSON: &str = r#"{
-  "name": "shelves/1/books/1",
-  "title": "The Left Hand of Darkness",
-  "authors": ["Ursula K. Le Guin"],
-  "genre": "FICTION",
-  "pageCount": "304",
-  "publishTime": "1969-03-01T00:00:00Z",
-  "readTime": "32400s",
-  "labels": {"series": "hainish", "language": "en", "award": "hugo", "format": "paperback"},
-  "publisher": {
-    "name": "Ace Books",
-    "email": "contact@acebooks.example",
-    "website": "https://acebooks.example",
-    "country": "US"
-  },
-  "price": 9.99,
-  "available": true,
-  "isbn": "978-0-441-47812-5",
-  "coverThumbnail": "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFTEMLQkAcPw/wQ0x8BIAAAAASUVORK5CYII=",
-  "rating": 4
-}"#;
 
 struct Row {
     name: String,

@@ -48,34 +48,17 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http::Method;
 use prost::Message;
 use prost_reflect::{DeserializeOptions, DynamicMessage};
-use protogate::config::Config;
-use protogate::gateway::Gateway;
-use protogate::routing::rules::Route;
 use protogate::transcode::{RenderedBody, RequestInput, build_request, render_response};
 use serde_json::{Value, json};
+
+mod common;
+use common::{gateway, route};
 
 const CREATE_BOOK_PATH: &str = "/v1/shelves/1/books";
 const LIST_BOOKS_PATH: &str = "/v1/shelves/1/books";
 
 /// The document sizes: (bench id, target bytes).
 const SIZES: &[(&str, usize)] = &[("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)];
-
-/// The bundled example, built the way `protogate serve` builds it but with the
-/// default config and no upstream.
-fn gateway() -> Gateway {
-    let loaded =
-        protogate::descriptors::load(&["descriptors".into()]).expect("bundled descriptors");
-    Gateway::build(loaded.pool, Config::default(), None).expect("bundled routes")
-}
-
-fn route<'g>(gw: &'g Gateway, method: &Method, path: &str) -> (&'g Route, Vec<String>) {
-    let m = gw
-        .table
-        .matcher
-        .find(method, path)
-        .unwrap_or_else(|e| panic!("{method} {path} has no route: {e:?}"));
-    (&gw.table.routes[m.route], m.bindings)
-}
 
 /// A `Book` with every field set, varied by `i` (so no two books of a list
 /// render alike).
