@@ -7,7 +7,7 @@
 //!   (`POST /v1/shelves/1/books`, `body: "book"`) the way the REST adapter
 //!   builds it: `transcode::build_request` with the JSON body (budget scan,
 //!   prost-reflect decode, strictness checks, validation), then
-//!   `encode_to_vec` (what goes upstream). The `Book` grows through its
+//!   `transcode::encode::to_bytes` (what goes upstream). The `Book` grows through its
 //!   repeated `authors` and its `labels` map.
 //! - `json_to_proto/<size>/prost_reflect`: prost-reflect's decode of the
 //!   same body into a `Book` alone (no budget scan, no path tracking for
@@ -48,6 +48,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http::Method;
 use prost::Message;
 use prost_reflect::{DeserializeOptions, DynamicMessage};
+use protogate::transcode::encode::to_bytes;
 use protogate::transcode::{RenderedBody, RequestInput, build_request, render_response};
 use serde_json::{Value, json};
 
@@ -172,9 +173,8 @@ fn bench_json_to_proto(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(body.len() as u64));
         g.bench_function(BenchmarkId::new(name, "gateway"), |b| {
             b.iter(|| {
-                build_request(create_route, black_box(&input), &gw.request_options)
-                    .unwrap()
-                    .encode_to_vec()
+                let msg = build_request(create_route, black_box(&input), &gw.request_options);
+                to_bytes(&msg.unwrap())
             })
         });
         g.bench_function(BenchmarkId::new(name, "prost_reflect"), |b| {

@@ -4,7 +4,6 @@
 //! messages is decided once, at load time.
 
 use bytes::Bytes;
-use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, MethodDescriptor};
 
 use super::body;
@@ -60,7 +59,7 @@ impl MethodJson {
             return Ok(Bytes::new());
         }
         let msg = body::message(&self.input, json, opts, self.input_shape)?;
-        Ok(Bytes::from(msg.encode_to_vec()))
+        Ok(super::encode::to_bytes(&msg))
     }
 
     /// An encoded response message → proto3 JSON.

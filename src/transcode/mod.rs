@@ -4,6 +4,7 @@
 pub(crate) mod any_json;
 mod body;
 pub mod budget;
+pub mod encode;
 pub mod json_sort;
 pub mod message;
 pub mod params;

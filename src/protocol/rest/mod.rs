@@ -12,7 +12,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use prost::Message;
 
 use super::body::read_body;
 use super::metadata::{client_timeout, request_metadata, response_headers};
@@ -130,7 +129,7 @@ async fn unary_message(
             .and_then(|v| v.to_str().ok()),
     };
     let message = build_request(route, &input, &gw.request_options)?;
-    Ok(Bytes::from(message.encode_to_vec()))
+    Ok(crate::transcode::encode::to_bytes(&message))
 }
 
 /// Only `chunked` is decoded: a body in another transfer coding (`gzip,

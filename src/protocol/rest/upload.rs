@@ -21,7 +21,6 @@ use futures_util::stream;
 use http::request::Parts;
 use http::{Method, header};
 use http_body_util::BodyDataStream;
-use prost::Message;
 
 use crate::call::RequestStream;
 use crate::gateway::Gateway;
@@ -198,7 +197,7 @@ fn build(t: &Template, element: &[u8], index: usize) -> Result<Bytes, GatewayErr
         content_type: Some(&t.content_type),
     };
     match build_request(route, &input, &t.gw.request_options) {
-        Ok(msg) => Ok(Bytes::from(msg.encode_to_vec())),
+        Ok(msg) => Ok(crate::transcode::encode::to_bytes(&msg)),
         Err(e) => Err(e.at_index(index)),
     }
 }

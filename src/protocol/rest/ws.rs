@@ -25,7 +25,6 @@ use futures_util::SinkExt;
 use futures_util::stream::{self, BoxStream, SplitSink, StreamExt};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use prost::Message as _;
 
 use super::error_response;
 use crate::call::{CallEvent, RequestStream};
@@ -260,7 +259,7 @@ impl Builder {
             content_type: Some("application/json"),
         };
         build_request(route, &input, &self.gw.request_options)
-            .map(|m| Bytes::from(m.encode_to_vec()))
+            .map(|m| crate::transcode::encode::to_bytes(&m))
             .map_err(|e| e.at_index(index))
     }
 }

@@ -474,7 +474,7 @@ fn respond(source: Source, messages: Vec<(Duration, DynamicMessage)>) -> CallRes
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            Ok(CallEvent::Message(Bytes::from(msg.encode_to_vec())))
+            Ok(CallEvent::Message(crate::transcode::encode::to_bytes(&msg)))
         })
         .chain(stream::once(async {
             Ok(CallEvent::Trailers(MetadataMap::new()))
