@@ -27,11 +27,25 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static _rjem_malloc_conf: &[u8] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
-// Every command runs inside the runtime: upstream channels are created (lazily
-// connected) while the gateway loads.
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = cli.worker_threads {
+        runtime.worker_threads(n.get());
+    }
+    match runtime.build() {
+        // Every command runs inside the runtime: upstream channels are
+        // created (lazily connected) while the gateway loads.
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     // Flushes buffered log lines when main returns.
     let _log_writer = init_logging(cli.log_format);
     match cli.command {
@@ -193,6 +207,7 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         routes = gw.routes().len(),
+        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
         "protogate listening on {scheme}://{addr}"
     );
     drop(gw);

@@ -218,6 +218,47 @@ async fn serve_proxies_to_the_upstream_given_by_env_var() {
     assert_eq!(j["title"], "Cosmos");
 }
 
+/// `serve`'s "listening on" log line (JSON) for `args` and `envs`.
+fn listening_line(args: &[&str], envs: &[(&str, &str)]) -> serde_json::Value {
+    let mut child = Serving(
+        bin()
+            .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("listening on"))
+        .expect("protogate exited before listening");
+    serde_json::from_str(&line).unwrap()
+}
+
+#[test]
+fn worker_threads_sets_how_many_threads_serve() {
+    let threads = |args: &[&str], env: &[(&str, &str)]| {
+        listening_line(args, env)["fields"]["worker_threads"].as_u64()
+    };
+    let env = [("PROTOGATE_UPSTREAM", "http://127.0.0.1:9")];
+    assert_eq!(threads(&["--worker-threads", "1"], &env), Some(1));
+    let more = [env[0], ("PROTOGATE_WORKER_THREADS", "3")];
+    assert_eq!(threads(&[], &more), Some(3));
+    let cores = std::thread::available_parallelism().unwrap().get() as u64;
+    assert_eq!(threads(&[], &env), Some(cores));
+    let out = bin()
+        .args(["--worker-threads", "0", "routes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--worker-threads"));
+}
+
 /// With `--strict` (the default skips the rule: tests/rest_rule_skip.rs).
 #[test]
 fn serve_strict_refuses_to_start_on_a_bad_rule() {
