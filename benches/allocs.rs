@@ -401,7 +401,7 @@ fn in_process(warm: usize, n: usize) -> Vec<Row> {
         }
         row(
             &format!("{label}: encode request"),
-            measure(warm, n, || bytes::Bytes::from(msg.encode_to_vec())),
+            measure(warm, n, || protogate::transcode::encode::to_bytes(&msg)),
         );
         row(
             &format!("{label}: render Book"),
@@ -418,7 +418,7 @@ fn in_process(warm: usize, n: usize) -> Vec<Row> {
                     ..input
                 };
                 let msg = build_request(route, &input, &gw.request_options).unwrap();
-                let sent = bytes::Bytes::from(msg.encode_to_vec());
+                let sent = protogate::transcode::encode::to_bytes(&msg);
                 let opts = system.response_options(gw.response_options);
                 (sent, system.render(route, &book, &opts).unwrap())
             }),

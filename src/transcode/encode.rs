@@ -14,6 +14,7 @@ use bytes::{BufMut, Bytes};
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value};
+use smallvec::SmallVec;
 
 /// `msg` encoded, exactly as long as it needs to be.
 ///
@@ -27,7 +28,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessag
 /// assert_eq!(protogate::transcode::encode::to_bytes(&book), book.encode_to_vec());
 /// ```
 pub fn to_bytes(msg: &DynamicMessage) -> Bytes {
-    let mut sizes = Vec::new();
+    let mut sizes = Sizes::new();
     let len = measure_message(msg, &mut sizes);
     let mut out = Writer {
         buf: Vec::with_capacity(len),
@@ -37,6 +38,10 @@ pub fn to_bytes(msg: &DynamicMessage) -> Bytes {
     debug_assert_eq!(out.buf.len(), len, "both passes agree");
     Bytes::from(out.buf)
 }
+
+/// The lengths of nested messages in visiting order: most requests have
+/// few, kept without an allocation.
+type Sizes = SmallVec<[usize; 16]>;
 
 /// One scalar as it goes on the wire.
 enum Scalar<'a> {
@@ -201,7 +206,7 @@ impl MapField {
 
 /// The first pass: `msg`'s encoded length; the length of every nested
 /// message is pushed to `sizes` before its own nested ones.
-fn measure_message(msg: &DynamicMessage, sizes: &mut Vec<usize>) -> usize {
+fn measure_message(msg: &DynamicMessage, sizes: &mut Sizes) -> usize {
     if has_extensions(msg) {
         return msg.encoded_len();
     }
@@ -209,7 +214,7 @@ fn measure_message(msg: &DynamicMessage, sizes: &mut Vec<usize>) -> usize {
     known + msg.unknown_fields().map(|u| u.encoded_len()).sum::<usize>()
 }
 
-fn measure_field(field: &FieldDescriptor, value: &Value, sizes: &mut Vec<usize>) -> usize {
+fn measure_field(field: &FieldDescriptor, value: &Value, sizes: &mut Sizes) -> usize {
     let number = field.number();
     let kind = field.kind();
     match value {
@@ -250,12 +255,7 @@ fn packed_payload(items: &[Value], kind: &Kind) -> usize {
 }
 
 /// One value's bytes after its key.
-fn measure_single(
-    field: &FieldDescriptor,
-    kind: &Kind,
-    value: &Value,
-    sizes: &mut Vec<usize>,
-) -> usize {
+fn measure_single(field: &FieldDescriptor, kind: &Kind, value: &Value, sizes: &mut Sizes) -> usize {
     match value {
         Value::Message(m) if field.is_group() => {
             measure_message(m, sizes) + key_len(field.number())
@@ -267,7 +267,7 @@ fn measure_single(
 
 /// A length-delimited nested message: its size is recorded before its
 /// children's, in the order the second pass reads them.
-fn measure_nested(msg: &DynamicMessage, sizes: &mut Vec<usize>) -> usize {
+fn measure_nested(msg: &DynamicMessage, sizes: &mut Sizes) -> usize {
     let slot = sizes.len();
     sizes.push(0);
     let len = measure_message(msg, sizes);
@@ -275,7 +275,7 @@ fn measure_nested(msg: &DynamicMessage, sizes: &mut Vec<usize>) -> usize {
     encoded_len_varint(len as u64) + len
 }
 
-fn measure_map_value(map: &MapField, value: &Value, sizes: &mut Vec<usize>) -> usize {
+fn measure_map_value(map: &MapField, value: &Value, sizes: &mut Sizes) -> usize {
     match map.scalar_value(value) {
         Some(Some(s)) => 1 + s.len(),
         Some(None) => 0,
@@ -290,7 +290,7 @@ fn measure_map_value(map: &MapField, value: &Value, sizes: &mut Vec<usize>) -> u
 /// messages' lengths from `sizes` in the same order.
 struct Writer {
     buf: Vec<u8>,
-    sizes: std::vec::IntoIter<usize>,
+    sizes: smallvec::IntoIter<[usize; 16]>,
 }
 
 impl Writer {
