@@ -25,10 +25,9 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
     /// Threads that serve requests (default: the cores available to the
-    /// process). Fewer costs less CPU per request when the gateway shares its
-    /// cores with other busy processes (a sidecar beside its service, a load
-    /// test on the same machine): one thread's requests and upstream
-    /// connections wake each other without a cross-thread hand-off.
+    /// process), each accepting on its own socket of `--listen` and calling
+    /// upstreams on its own connections. Give fewer when the gateway shares
+    /// its cores with other busy processes (a sidecar beside its service).
     #[arg(long, global = true, env = "PROTOGATE_WORKER_THREADS")]
     pub worker_threads: Option<std::num::NonZeroUsize>,
 }

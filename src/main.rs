@@ -29,12 +29,13 @@ pub static _rjem_malloc_conf: &[u8] =
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(n) = cli.worker_threads {
-        runtime.worker_threads(n.get());
-    }
-    match runtime.build() {
+    // Loading, the admin listener and background work; requests are served
+    // on threads of their own (`server::shards`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build();
+    match runtime {
         // Every command runs inside the runtime: upstream channels are
         // created (lazily connected) while the gateway loads.
         Ok(rt) => rt.block_on(run(cli)),
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     // Flushes buffered log lines when main returns.
     let _log_writer = init_logging(cli.log_format);
+    let threads = serving_threads(&cli);
     match cli.command {
         Command::Routes(args) => match Gateway::load(&args.settings()).await {
             Ok(gw) => {
@@ -77,7 +79,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Openapi(args) => openapi(&args).await,
-        Command::Serve(args) => match serve(args).await {
+        Command::Serve(args) => match serve(args, threads).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -113,7 +115,14 @@ async fn openapi(args: &OpenapiArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+/// `--worker-threads`, else one per core the process may use.
+fn serving_threads(cli: &Cli) -> usize {
+    cli.worker_threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, std::num::NonZeroUsize::get)
+}
+
+async fn serve(args: ServeArgs, threads: usize) -> Result<(), String> {
     if args.metrics {
         protogate::observe::metrics::install()?;
     }
@@ -144,7 +153,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if !forward.is_empty() {
         hooks.push(Arc::new(forward));
     }
-    let served = serve_with(args, hooks).await;
+    let served = serve_with(args, hooks, threads).await;
     // Exports the spans still queued, whichever way serving ended.
     if let Some(otlp) = otlp
         && let Err(e) = otlp.shutdown().await
@@ -155,7 +164,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 /// Serves with `hooks` until a shutdown signal.
-async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), String> {
+async fn serve_with(
+    args: ServeArgs,
+    hooks: Vec<Arc<dyn Hook>>,
+    threads: usize,
+) -> Result<(), String> {
     let live = Live::load(args.settings(), Arc::new(Resources::with_hooks(hooks)))
         .await
         .map_err(|e| e.to_string())?;
@@ -163,10 +176,12 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
         Some(s) => Some(server::tls::TlsListener::load(s).map_err(|e| e.to_string())?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listeners = server::shards::bind(args.listen, threads)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().unwrap_or(args.listen);
+    let addr = listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(args.listen);
     if let Some(admin_addr) = args.admin_listen {
         let l = tokio::net::TcpListener::bind(admin_addr)
             .await
@@ -207,15 +222,14 @@ async fn serve_with(args: ServeArgs, hooks: Vec<Arc<dyn Hook>>) -> Result<(), St
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         routes = gw.routes().len(),
-        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+        worker_threads = threads,
         "protogate listening on {scheme}://{addr}"
     );
     drop(gw);
     let _tls_watch = tls.as_ref().and_then(watch_tls);
     let (delay, grace) = (args.drain_delay, args.drain_grace);
     tokio::spawn(server::drain_on_signal(live.clone(), delay, grace));
-    let served = server::serve_tls(listener, live.clone(), tls, server::stopped(live.clone()));
-    server::until_drained(live, served)
+    server::shards::serve(listeners, live, tls)
         .await
         .map_err(|e| e.to_string())
 }

@@ -79,12 +79,31 @@ pub async fn serve_with(
     tls: Option<Arc<TlsListener>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let slots = connection_slots(&limits);
+    serve_sharing(listener, router, limits, errors, tls, slots, shutdown).await
+}
+
+/// `limits.max_connections` as slots that listeners can share.
+pub fn connection_slots(limits: &ListenerLimits) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(limits.max_connections))
+}
+
+/// [`serve_with`], taking a connection slot from `slots`, which other
+/// listeners of the same address may share (one limit for all of them).
+pub async fn serve_sharing(
+    listener: TcpListener,
+    router: Router,
+    limits: ListenerLimits,
+    errors: Option<RenderError>,
+    tls: Option<Arc<TlsListener>>,
+    slots: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let builders = Arc::new(Builders {
         errors,
         tls,
         ..builders(&limits)
     });
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let open = Arc::new(Semaphore::new(0));
     let mut conns = 0u32;

@@ -9,6 +9,7 @@ mod docs;
 mod openapi;
 mod request_id;
 mod rewrite;
+pub mod shards;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -151,6 +152,20 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = ListenerLimits::from(&live.current().config.limits);
+    let slots = conn::connection_slots(&limits);
+    serve_sharing(listener, live, tls, slots, shutdown).await
+}
+
+/// [`serve_tls`], counting connections against `slots` (shared by the
+/// listeners of [`shards`]).
+async fn serve_sharing(
+    listener: TcpListener,
+    live: Arc<Live>,
+    tls: Option<Arc<TlsListener>>,
+    slots: Arc<tokio::sync::Semaphore>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = ListenerLimits::from(&live.current().config.limits);
     let stopping = live.clone();
     let shutdown = async move {
         shutdown.await;
@@ -163,7 +178,7 @@ pub async fn serve_tls(
     });
     // Every request carries the drain's cut (see `pipeline::Shutdown`).
     let router = router(live.clone()).layer(axum::Extension(live.health().shutdown().clone()));
-    conn::serve_with(listener, router, limits, Some(errors), tls, shutdown).await
+    conn::serve_sharing(listener, router, limits, Some(errors), tls, slots, shutdown).await
 }
 
 /// Binds `addr` and serves in a background task; returns the bound address

@@ -41,6 +41,9 @@ pub(crate) struct Endpoint {
 struct Pooled {
     conn: Connection,
     in_flight: Arc<AtomicUsize>,
+    /// The serving thread whose calls use it (`server::shards`): its
+    /// connection task runs there, so a call never wakes another thread.
+    shard: usize,
 }
 
 #[derive(Default)]
@@ -93,20 +96,26 @@ impl Endpoint {
         lock(&self.connections).len()
     }
 
-    /// The least busy connection, a new one when every connection carries
-    /// `streams_per_connection` calls and the pool may grow; counted in
-    /// flight until the returned hold is dropped.
+    /// The least busy of the calling serving thread's connections, a new one
+    /// when each carries `streams_per_connection` calls and the thread's
+    /// pool may grow; counted in flight until the returned hold is dropped.
+    /// Off the serving threads (probes, reflection, tests) any connection
+    /// will do.
     pub fn connection(self: &Arc<Self>) -> (Connection, InFlight) {
+        let shard = crate::server::shards::current();
         let mut pool = lock(&self.connections);
+        let mut own = 0;
         let least = pool
             .iter()
+            .filter(|p| shard == 0 || p.shard == shard)
+            .inspect(|_| own += 1)
             .min_by_key(|p| p.in_flight.load(Ordering::Relaxed));
         let full = least.is_none_or(|p| {
             p.in_flight.load(Ordering::Relaxed) >= self.pool.streams_per_connection
-        }) || pool.len() < self.template.min_connections;
+        }) || own < self.template.min_connections;
         let max = self.pool.max_connections.max(self.template.min_connections);
         let chosen = match least {
-            Some(p) if !full || pool.len() >= max => (p.conn.clone(), p.in_flight.clone()),
+            Some(p) if !full || own >= max => (p.conn.clone(), p.in_flight.clone()),
             _ => {
                 let conn = Connection::lazy(
                     self.addr,
@@ -119,6 +128,7 @@ impl Endpoint {
                 pool.push(Pooled {
                     conn: conn.clone(),
                     in_flight: in_flight.clone(),
+                    shard,
                 });
                 (conn, in_flight)
             }

@@ -153,7 +153,9 @@ impl GrpcUpstream {
 
     /// Asks `grpc.health.v1.Health/Check` about `service` (`""`: the whole
     /// server) of an endpoint in the rotation, over the connections calls
-    /// use, so probes open no connection of their own. A fault below gRPC is
+    /// use (one is opened when there is none yet: before the first call, or
+    /// with several serving threads, whose connections are their own; see
+    /// `Endpoint::connection`). A fault below gRPC is
     /// the status's source, as an [`UpstreamFault`].
     pub async fn check_health(&self, service: &str, timeout: Duration) -> Result<i32, Status> {
         let endpoint = self
