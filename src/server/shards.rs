@@ -7,8 +7,8 @@
 //!
 //! On the 2-core bench machine, where the gateway shares its cores with the
 //! backend and the load generator, one runtime with two worker threads cost
-//! 12–27% more CPU per request than one thread: cross-thread wake-ups,
-//! work-stealing and a contended HTTP/2 connection lock.
+//! 9–26% more CPU per request than two of these threads: cross-thread
+//! wake-ups, work-stealing and a contended HTTP/2 connection lock.
 
 use std::cell::Cell;
 use std::io;
